@@ -1,0 +1,65 @@
+# SD Cloud — the two commands a newcomer needs:  make demo  |  make test
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VENV_EXT := .venv-a1111
+DATA ?= $(CURDIR)/.data
+CHECKPOINT ?=
+PIP_FLAGS := --disable-pip-version-check --quiet
+
+.PHONY: demo test test-fast test-backend test-extension test-gpu lint bench envs chromium clean
+
+## demo: build what it needs, then run the local stack (container + middleware + UI) on loopback
+demo: envs
+	$(VENV)/bin/python tools/demo.py --data-dir "$(DATA)" $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
+
+## test: build what it needs, then run the whole suite (backend env, then the extension env)
+test: envs chromium
+	@status=0; \
+	$(VENV)/bin/ruff check . || status=1; \
+	$(VENV)/bin/pytest tests --ignore=tests/extension -m "not gpu" -q -p no:randomly || status=1; \
+	SDCLOUD_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV_EXT)/bin/pytest tests/extension -q || status=1; \
+	exit $$status
+
+## test-fast: skip the slow tests (real processes, browser)
+test-fast: envs
+	$(VENV)/bin/pytest tests --ignore=tests/extension -m "not gpu and not slow" -q
+	SDCLOUD_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV_EXT)/bin/pytest tests/extension -m "not slow" -q
+
+## test-gpu: the GPU tests (run on a machine with CUDA)
+test-gpu: envs
+	$(VENV)/bin/pytest tests/gpu -m gpu -q
+
+## bench: the benchmarks under benchmarks/ (JSON lines on stdout)
+bench: envs
+	$(VENV)/bin/python benchmarks/container_overhead.py
+	$(VENV)/bin/python benchmarks/middleware_path.py
+
+lint: envs
+	$(VENV)/bin/ruff check .
+
+envs: $(VENV)/.stamp $(VENV_EXT)/.stamp
+
+# torch is pinned in the same install as everything that needs it, so pip never swaps the CPU
+# build for a CUDA one. open-clip-torch only carries the CLIP BPE vocabulary we read: --no-deps
+# keeps its torchvision out.
+$(VENV)/.stamp: requirements/container.txt requirements/middleware.txt requirements/dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements/dev.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps open-clip-torch==3.3.0
+	touch $@
+
+$(VENV_EXT)/.stamp: requirements/extension-a1111.txt
+	test -x $(VENV_EXT)/bin/python || $(PYTHON) -m venv $(VENV_EXT)
+	$(VENV_EXT)/bin/pip install $(PIP_FLAGS) -r requirements/extension-a1111.txt
+	touch $@
+
+## chromium: Debian's Chromium for the browser tests (skipped with a reason when it can't be installed)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	    || echo "chromium could not be installed: browser tests will skip"; \
+	  else echo "not root: install chromium yourself (apt-get install chromium) or browser tests skip"; fi; }
+
+clean:
+	rm -rf $(VENV) $(VENV_EXT) .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""The one place where the container's parts are chosen and wired, and the `serve` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import threading
+from pathlib import Path
+
+from inference_container.engine.engine import Engine
+from inference_container.engine.types import ModelRef
+from inference_container.outputs import open_output_store
+from inference_container.server import EngineState, create_app
+from inference_container.settings import ContainerSettings
+
+log = logging.getLogger("inference_container")
+
+
+def build(settings: ContainerSettings) -> tuple[object, Engine, EngineState]:
+    from inference_container.engine.checkpoint import PipelineLoader
+    from inference_container.models.cache import ModelCache
+
+    cache = ModelCache(settings.model_cache_dir, settings.model_cache_bytes)
+    loader = PipelineLoader(max_cached=settings.pipelines_in_memory, allow_pickle=settings.allow_pickle)
+    engine = Engine(cache, loader, output_store=open_output_store(settings.output_store))
+    state = EngineState()
+    app = create_app(engine, max_waiting=settings.max_waiting, max_body_bytes=settings.max_body_bytes,
+                     state=state)
+    return app, engine, state
+
+
+def local_model_ref(path: Path) -> ModelRef:
+    """A reference to a checkpoint on this machine, hashed the way the middleware hashes it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(8 * 1024 * 1024), b""):
+            digest.update(block)
+    return ModelRef(name=path.name, uri=path.resolve().as_uri(), sha256=digest.hexdigest(),
+                    size=path.stat().st_size)
+
+
+def start_warmup(engine: Engine, state: EngineState, preload: Path | None) -> threading.Thread:
+    """Load the preload checkpoint (if any) in the background; /ping turns 200 when done."""
+
+    def warm() -> None:
+        try:
+            if preload is not None:
+                ref = local_model_ref(preload)
+                engine.load_model_ref(ref)
+                log.info("preloaded %s", preload.name)
+            state.ready.set()
+        except Exception as exc:  # reported through /ping so SageMaker replaces the instance
+            log.exception("start-up failed")
+            state.failure = f"start-up failed: {exc}"
+
+    thread = threading.Thread(target=warm, name="warmup", daemon=True)
+    thread.start()
+    return thread
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="serve", description="SD Cloud inference container (SageMaker contract)")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
+    parser.add_argument("--preload", type=Path, default=None, help="checkpoint to load before /ping turns 200")
+    args, _unknown = parser.parse_known_args(argv)  # SageMaker passes "serve" as an argument
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = ContainerSettings.from_env(host=args.host, port=args.port, preload_checkpoint=args.preload)
+    app, engine, state = build(settings)
+    start_warmup(engine, state, settings.preload_checkpoint)
+    print(f"SD Cloud inference container listening on http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -1,0 +1,134 @@
+"""Value types shared by the engine's modules: what a validated job asks for.
+
+``request.parse_job`` turns a raw job document into a ``GenerationRequest``; the generator,
+infotext builder and server only ever see this validated form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from PIL import Image
+
+Task = Literal["txt2img", "img2img"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model by reference (DESIGN §4): the name the artist knows, where the bytes are, their hash."""
+
+    name: str
+    uri: str
+    sha256: str
+    size: int
+
+    @property
+    def short_hash(self) -> str:
+        """A1111's ``Model hash:`` is the first 10 hex digits of the file's sha256."""
+        return self.sha256[:10]
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """An A1111 sampler + schedule type resolved to a diffusers scheduler configuration."""
+
+    name: str  # canonical A1111 sampler name, e.g. "DPM++ 2M" (goes into infotext "Sampler")
+    scheduler: str  # canonical A1111 scheduler name, e.g. "karras" / "automatic"
+    scheduler_label: str  # A1111 label, e.g. "Karras" (goes into infotext "Schedule type")
+    diffusers_class: str  # e.g. "DPMSolverMultistepScheduler"
+    config: dict[str, Any] = field(default_factory=dict)  # overrides on the model's scheduler config
+    uses_ensd: bool = False  # A1111 writes ENSD for these samplers when eta_noise_seed_delta != 0
+
+
+@dataclass(frozen=True)
+class HiresFix:
+    """txt2img hires fix: first pass at (width, height), second pass at (target_width, target_height)."""
+
+    target_width: int
+    target_height: int
+    upscaler: str  # A1111 name, e.g. "Latent", "Lanczos"
+    second_pass_steps: int  # 0 = same as first pass
+    denoising_strength: float
+    scale: float
+    resize_x: int
+    resize_y: int
+    sampler: SamplerSpec | None  # None = same as first pass
+    prompt: str  # "" = same as first pass
+    negative_prompt: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A validated txt2img/img2img job. Seeds are resolved (never -1)."""
+
+    job_id: str
+    task: Task
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    steps: int
+    cfg_scale: float
+    sampler: SamplerSpec
+    seed: int
+    subseed: int
+    subseed_strength: float
+    seed_resize_from_w: int
+    seed_resize_from_h: int
+    batch_size: int
+    n_iter: int
+    clip_skip: int
+    eta: float | None
+    denoising_strength: float | None
+    checkpoint: ModelRef
+    vae: ModelRef | None = None
+    init_images: tuple[Image.Image, ...] = ()
+    resize_mode: int = 0
+    hires: HiresFix | None = None
+    output_prefix: str | None = None
+    # The payload with every A1111 default filled in, echoed back as ``parameters``.
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_count(self) -> int:
+        return self.batch_size * self.n_iter
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job is. ``phase`` is one of PHASES; step/steps count sampling steps over the whole job."""
+
+    job_id: str | None
+    phase: str
+    step: int = 0
+    steps: int = 0
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if self.steps <= 0 else min(1.0, self.step / self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "phase": self.phase,
+            "step": self.step,
+            "steps": self.steps,
+            "fraction": round(self.fraction, 4),
+        }
+
+
+PHASES = ("idle", "queued", "loading_model", "sampling", "decoding", "uploading", "done", "failed")
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image
+    seed: int
+    subseed: int
+    prompt: str
+    negative_prompt: str
+    infotext: str = ""
