@@ -52,8 +52,14 @@ def create_app(engine: Any, *, max_waiting: int, max_body_bytes: int,
         return JSONResponse({"status": "ok"})
 
     @app.get("/progress")
-    async def progress() -> JSONResponse:
-        body = board.current().to_dict()
+    async def progress(job_id: str | None = None) -> JSONResponse:
+        """The running job's progress, or with ?job_id= that job's (queued, running or just finished)."""
+        current = board.of_job(job_id) if job_id else board.current()
+        if current is None:
+            return JSONResponse({"status": 404, "code": "unknown_job",
+                                 "detail": f"no job {job_id!r} is queued, running or recently finished"},
+                                status_code=404)
+        body = current.to_dict()
         body["queue_depth"] = worker.waiting
         return JSONResponse(body)
 
@@ -64,8 +70,8 @@ def create_app(engine: Any, *, max_waiting: int, max_body_bytes: int,
                 raise NotReady("the engine is still starting; retry when /ping answers 200")
             job = await _read_json(request, max_body_bytes)
             validated = await run_in_threadpool(engine.validate, job)
-            future = worker.submit(_job_runner(engine, validated, board))
             board.report(Progress(validated.job_id, "queued"))
+            future = worker.submit(_job_runner(engine, validated, board))
             body = await asyncio.wrap_future(future)
             return JSONResponse(body)
         except EngineError as exc:
@@ -89,6 +95,9 @@ def _job_runner(engine: Any, validated: Any, board: ProgressBoard) -> Callable[[
     def run() -> dict:
         try:
             result = engine.run(validated, board.report)
+            last = board.of_job(validated.job_id)
+            steps = last.steps if last else 0
+            board.report(Progress(validated.job_id, "done", steps, steps))
             board.report(Progress(None, "idle"))
             return result
         except BaseException as exc:

@@ -75,7 +75,6 @@ class Engine:
             body.update({"id": request.job_id, "output": {"images": keys}})
         else:
             body["images"] = [base64.b64encode(png).decode("ascii") for png in pngs]
-        on_progress(Progress(request.job_id, "done", total_steps, total_steps))
         return body
 
 
