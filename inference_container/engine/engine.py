@@ -49,13 +49,16 @@ class Engine:
     def load_model_ref(self, checkpoint: ModelRef, vae: ModelRef | None = None) -> Any:
         checkpoint_path = self._cache.get(checkpoint)
         vae_path = self._cache.get(vae) if vae else None
-        return self._loader.load(checkpoint_path, checkpoint, vae_path)
+        return self._loader.load(checkpoint_path, checkpoint, vae_path, vae)
 
     def run(self, request: GenerationRequest, on_progress: ProgressCallback) -> dict[str, Any]:
-        total_steps = _total_steps(request)
+        from inference_container.engine.generate import generate
+        from inference_container.engine.generate import total_steps as count_steps
+
+        total_steps = count_steps(request)
         on_progress(Progress(request.job_id, "loading_model", 0, total_steps))
         model = self.load_model(request)
-        images = _generate(model, request, on_progress)
+        images = generate(model, request, on_progress)  # torch is imported only when a job runs
         rng_name = getattr(model, "rng_name", "GPU")
         infotexts = [
             build_infotext(request, index=i, seed=img.seed, subseed=img.subseed, prompt=img.prompt,
@@ -63,7 +66,7 @@ class Engine:
             for i, img in enumerate(images)
         ]
         pngs = [encode_png(img.image, text) for img, text in zip(images, infotexts, strict=True)]
-        info = json.dumps(build_info(request, images, infotexts))
+        info = json.dumps(build_info(request, images, infotexts, version=VERSION))
         body: dict[str, Any] = {"parameters": request.parameters, "info": info}
         if request.output_prefix and self._output_store is not None:
             on_progress(Progress(request.job_id, "uploading", total_steps, total_steps))
@@ -77,18 +80,3 @@ class Engine:
             body["images"] = [base64.b64encode(png).decode("ascii") for png in pngs]
         return body
 
-
-def _generate(model: Any, request: GenerationRequest, on_progress: ProgressCallback):
-    from inference_container.engine.generate import generate  # torch import stays off the start path
-
-    return generate(model, request, on_progress)
-
-
-def _total_steps(request: GenerationRequest) -> int:
-    per_image = request.steps
-    if request.task == "img2img" and request.denoising_strength is not None:
-        per_image = max(1, int(request.steps * request.denoising_strength))
-    if request.hires:
-        hr_steps = request.hires.second_pass_steps or request.steps
-        per_image += max(1, int(hr_steps * request.hires.denoising_strength))
-    return per_image * request.n_iter
