@@ -42,7 +42,7 @@ def make_models(folder: Path, count: int) -> list[Path]:
             make_tiny_checkpoint(path)
         else:
             subprocess.run([backend_python(), "-m", "inference_container.tiny", str(path), "--seed", str(n)],  # noqa: S603
-                           cwd=REPO, check=True)
+                           cwd=REPO, check=True, stdout=sys.stderr)
         paths.append(path)
     return paths
 

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -100,7 +101,8 @@ class Service:
 def make_tiny_checkpoint(path: Path) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([backend_python(), "-m", "inference_container.tiny", str(path)], cwd=REPO, check=True)  # noqa: S603
+        subprocess.run([backend_python(), "-m", "inference_container.tiny", str(path)], cwd=REPO, check=True,  # noqa: S603
+                       stdout=sys.stderr)
     return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from contextlib import ExitStack
 from typing import Any
 
 from inference_container.engine.infotext import build_info, build_infotext
@@ -47,9 +48,11 @@ class Engine:
         return self.load_model_ref(request.checkpoint, request.vae)
 
     def load_model_ref(self, checkpoint: ModelRef, vae: ModelRef | None = None) -> Any:
-        checkpoint_path = self._cache.get(checkpoint)
-        vae_path = self._cache.get(vae) if vae else None
-        return self._loader.load(checkpoint_path, checkpoint, vae_path, vae)
+        # Load while the cache pins the files, so another process's eviction cannot pull them away.
+        with ExitStack() as pins:
+            checkpoint_path = pins.enter_context(self._cache.use(checkpoint))
+            vae_path = pins.enter_context(self._cache.use(vae)) if vae else None
+            return self._loader.load(checkpoint_path, checkpoint, vae_path, vae)
 
     def run(self, request: GenerationRequest, on_progress: ProgressCallback) -> dict[str, Any]:
         from inference_container.engine.generate import generate
