@@ -52,7 +52,7 @@ def main() -> int:
     started = time.monotonic()
     stack.start()
     print(f"\n  SD Cloud UI:      {stack.ui_url}")
-    print(f"  Middleware API:   {stack.api_url}/v1  (OpenAPI at {stack.api_url}/docs)")
+    print(f"  Middleware API:   {stack.api_url}/v1  (docs at {stack.api_url}/v1/docs)")
     print(f"  Admin API key in: {stack.api_key_file}  (mode 0600; paste it in Settings if asked)")
     print(f"  Data folder:      {data_dir}   logs in {data_dir / 'logs'}")
     print(f"  Ready in {time.monotonic() - started:.1f} s. Press Ctrl-C to stop.\n", flush=True)

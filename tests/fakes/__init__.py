@@ -1,0 +1,1 @@
+"""Fakes of our own ports and of the inference container, for tests and benchmarks."""

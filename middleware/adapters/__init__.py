@@ -1,0 +1,1 @@
+"""Concrete implementations of the ports. Only ``bootstrap`` chooses and wires them."""

@@ -1,0 +1,391 @@
+"""Compute on a local inference container, emulating a SageMaker asynchronous endpoint.
+
+Per job a worker thread: writes ``jobs/<id>/request.json`` to the blob store (SageMaker's input
+location), POSTs the job document to the container's ``/invocations`` while a poller relays
+``GET /progress`` to the job record, then writes ``jobs/<id>/images/<n>.png`` and
+``jobs/<id>/result.json`` (the output location) and reports through the same ``JobEvents``
+completion path that AWS notifications use. Every outcome ends in a report: a job never stays
+running because of this module.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import json
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from middleware.domain.job import Progress
+from middleware.ports import BlobStore, EndpointState, JobEvents
+
+log = logging.getLogger(__name__)
+
+# Statuses that mean "not now": the container's queue is full, or it is still loading.
+_RETRY_LATER = {429, 503}
+
+
+@dataclass
+class _Active:
+    job_id: str
+    conn: http.client.HTTPConnection | None = None
+    cancelled: bool = False
+    stop_polling: threading.Event = field(default_factory=threading.Event)
+
+
+class ContainerUnreachable(Exception):
+    pass
+
+
+class LocalCompute:
+    def __init__(
+        self,
+        container_url: str,
+        blobs: BlobStore,
+        events: JobEvents,
+        *,
+        endpoint_name: str = "local",
+        workers: int = 1,
+        poll_interval_s: float = 0.25,
+        connect_timeout_s: float = 5.0,
+        connect_retries: int = 3,
+        retry_backoff_s: float = 0.5,
+        request_timeout_s: float = 3600.0,
+        busy_retry_s: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        parts = urlsplit(container_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"container URL must look like http://host:port (got {container_url!r})")
+        self.url = container_url.rstrip("/")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._blobs = blobs
+        self._events = events
+        self._endpoint_name = endpoint_name
+        self._workers = max(1, int(workers))
+        self._poll_interval = poll_interval_s
+        self._connect_timeout = connect_timeout_s
+        self._connect_retries = max(0, int(connect_retries))
+        self._retry_backoff = retry_backoff_s
+        self._request_timeout = request_timeout_s
+        self._busy_retry = busy_retry_s
+        self._sleep = sleep
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._active: dict[str, _Active] = {}
+        self._cancelled: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # -- Compute port ----------------------------------------------------------------------------
+
+    def submit(self, document: dict[str, Any]) -> None:
+        self._queue.put(document)
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            active = self._active.get(job_id)
+            if active is None:
+                # Remembered until a worker takes the job from the queue; bounded because a
+                # cancel may name a job this process never queued.
+                if len(self._cancelled) >= 10_000:
+                    self._cancelled.clear()
+                self._cancelled.add(job_id)
+                return
+            active.cancelled = True
+            conn = active.conn
+        active.stop_polling.set()
+        if conn is not None and conn.sock is not None:
+            # Unblocks the worker's read at once, so the next job is not held up by a cancelled one.
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def endpoints(self) -> list[EndpointState]:
+        try:
+            status, body = self._request("GET", "/ping", timeout=2.0)
+        except OSError as exc:
+            return [
+                EndpointState(
+                    self._endpoint_name,
+                    "local",
+                    "OutOfService",
+                    f"inference container at {self.url} is not reachable: {exc}",
+                )
+            ]
+        if status == 200:
+            return [
+                EndpointState(self._endpoint_name, "local", "InService", f"inference container at {self.url}")
+            ]
+        state = _json_or_empty(body).get("status") or f"HTTP {status}"
+        return [
+            EndpointState(
+                self._endpoint_name, "local", "OutOfService", f"inference container at {self.url}: {state}"
+            )
+        ]
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for i in range(self._workers):
+            thread = threading.Thread(target=self._worker, name=f"sdcloud-compute-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        with self._lock:
+            active = list(self._active)
+        for job_id in active:
+            self.cancel(job_id)
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # -- worker ----------------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            document = self._queue.get()
+            if document is None or self._stopping.is_set():
+                # Jobs left in the queue stay queued in the store; recovery submits them again
+                # on the next start.
+                return
+            job_id = str(document.get("id"))
+            try:
+                self._run(job_id, document)
+            except Exception as exc:  # noqa: BLE001 - every job must end in a report
+                log.exception("local worker failed on job %s", job_id)
+                self._events.job_failed(job_id, "internal_error", f"the local worker failed: {exc}")
+            finally:
+                with self._lock:
+                    self._active.pop(job_id, None)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=self._connect_timeout)
+
+    def _connect(self, active: _Active) -> http.client.HTTPConnection:
+        last: OSError | None = None
+        for attempt in range(self._connect_retries + 1):
+            if active.cancelled:
+                raise ContainerUnreachable("cancelled")
+            conn = self._connection()
+            try:
+                conn.connect()
+                return conn
+            except OSError as exc:
+                last = exc
+                conn.close()
+                if attempt < self._connect_retries:
+                    self._sleep(self._retry_backoff * (2**attempt))
+        raise ContainerUnreachable(f"inference container at {self.url} is not reachable: {_reason(last)}")
+
+    def _run(self, job_id: str, document: dict[str, Any]) -> None:
+        active = _Active(job_id)
+        with self._lock:
+            if job_id in self._cancelled:
+                self._cancelled.discard(job_id)
+                return
+            self._active[job_id] = active
+        body = json.dumps(document, separators=(",", ":")).encode()
+        self._blobs.put_bytes(f"jobs/{job_id}/request.json", body, "application/json")
+        started = False
+        busy_deadline = time.monotonic() + self._busy_retry
+        busy_attempt = 0
+        while True:
+            try:
+                conn = self._connect(active)
+            except ContainerUnreachable as exc:
+                if not active.cancelled:
+                    self._events.job_failed(job_id, "container_unreachable", str(exc))
+                return
+            if not started:
+                if not self._events.job_started(job_id):
+                    conn.close()
+                    return
+                started = True
+                self._start_poller(active)
+            with self._lock:
+                active.conn = conn
+            try:
+                status, headers, data = self._invoke(conn, body)
+            except (OSError, http.client.HTTPException) as exc:
+                active.stop_polling.set()
+                if not active.cancelled:
+                    self._events.job_failed(
+                        job_id,
+                        "container_error",
+                        f"inference container at {self.url} dropped the connection while running the job: "
+                        f"{_reason(exc)}",
+                    )
+                return
+            finally:
+                conn.close()
+            if status in _RETRY_LATER and time.monotonic() < busy_deadline and not active.cancelled:
+                # Waiting for capacity is what SageMaker's async queue does; keep the job alive.
+                self._events.job_heartbeat(job_id)
+                delay = _retry_after(headers) or min(self._retry_backoff * (2**busy_attempt), 5.0)
+                busy_attempt += 1
+                self._sleep(delay)
+                continue
+            break
+        active.stop_polling.set()
+        if active.cancelled:
+            return
+        if status == 200:
+            self._store_result(job_id, data)
+        else:
+            code, message = _container_error(status, data, self.url)
+            self._events.job_failed(job_id, code, message)
+
+    def _invoke(self, conn: http.client.HTTPConnection, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if conn.sock is not None:
+            conn.sock.settimeout(self._request_timeout)
+        conn.request(
+            "POST",
+            "/invocations",
+            body=body,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+    def _store_result(self, job_id: str, data: bytes) -> None:
+        try:
+            response = json.loads(data)
+            if not isinstance(response, dict):
+                raise ValueError("response is not a JSON object")
+            keys: list[str] = []
+            if isinstance(response.get("output"), dict):
+                # The container already wrote the images (job documents with output.prefix).
+                keys = [str(img["key"]) for img in response["output"].get("images", [])]
+            else:
+                images = response.get("images")
+                if not isinstance(images, list) or not images:
+                    raise ValueError("response has no images")
+                for n, encoded in enumerate(images):
+                    key = f"jobs/{job_id}/images/{n}.png"
+                    self._blobs.put_bytes(key, base64.b64decode(encoded, validate=True), "image/png")
+                    keys.append(key)
+        except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+            self._events.job_failed(
+                job_id,
+                "bad_container_response",
+                f"inference container at {self.url} sent an unusable result: {exc}",
+            )
+            return
+        result = {
+            "id": job_id,
+            "output": {"images": [{"key": k} for k in keys]},
+            "parameters": response.get("parameters") or {},
+            "info": response.get("info") or "",
+        }
+        result_key = f"jobs/{job_id}/result.json"
+        self._blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
+        self._events.job_succeeded(job_id, result_key)
+
+    # -- progress ----------------------------------------------------------------------------------
+
+    def _start_poller(self, active: _Active) -> None:
+        thread = threading.Thread(
+            target=self._poll_progress,
+            args=(active,),
+            name=f"sdcloud-progress-{active.job_id[:8]}",
+            daemon=True,
+        )
+        thread.start()
+
+    def _poll_progress(self, active: _Active) -> None:
+        conn: http.client.HTTPConnection | None = None
+        while not active.stop_polling.wait(self._poll_interval):
+            try:
+                if conn is None:
+                    conn = self._connection()
+                conn.request("GET", "/progress")
+                resp = conn.getresponse()
+                data = resp.read()
+            except (OSError, http.client.HTTPException):
+                # Silence is the sweeper's business: no heartbeat is recorded for this poll.
+                if conn is not None:
+                    conn.close()
+                conn = None
+                continue
+            if active.stop_polling.is_set():
+                break
+            if resp.status != 200:
+                continue
+            report = _json_or_empty(data)
+            if report.get("job_id") == active.job_id:
+                self._events.job_progress(active.job_id, Progress.from_dict(report))
+            else:
+                # The container is alive but busy with something else (or has not started ours).
+                self._events.job_heartbeat(active.job_id)
+        if conn is not None:
+            conn.close()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, timeout: float) -> tuple[int, bytes]:
+        conn = self._connection()
+        conn.timeout = timeout
+        try:
+            conn.request(method, path)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except http.client.HTTPException as exc:
+            raise OSError(str(exc)) from exc
+        finally:
+            conn.close()
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text
+
+
+def _json_or_empty(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    try:
+        return max(0.0, min(float(headers.get("retry-after", "")), 30.0))
+    except ValueError:
+        return None
+
+
+def _container_error(status: int, data: bytes, url: str) -> tuple[str, str]:
+    body = _json_or_empty(data)
+    detail = body.get("detail")
+    if not isinstance(detail, str) or not detail:
+        snippet = data[:200].decode("utf-8", "replace").strip()
+        detail = f"inference container at {url} answered HTTP {status}" + (f": {snippet}" if snippet else "")
+    field = body.get("field")
+    if isinstance(field, str) and field and field not in detail:
+        detail = f"{detail} (field {field})"
+    code = body.get("code") if isinstance(body.get("code"), str) else f"http_{status}"
+    return code, detail

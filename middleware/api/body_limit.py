@@ -1,0 +1,74 @@
+"""An explicit request body limit (413 with the limit in the message), as plain ASGI.
+
+Checks Content-Length up front and counts the streamed bytes too (chunked bodies have no
+Content-Length), buffering at most the limit before the application sees the body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from middleware.api.problems import problem
+
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def describe_bytes(n: int) -> str:
+    if n % (1024 * 1024) == 0:
+        return f"{n // (1024 * 1024)} MiB ({n} bytes)"
+    return f"{n} bytes"
+
+
+class BodySizeLimit:
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
+        response = problem(
+            413,
+            f"request body is larger than the limit of {describe_bytes(self.max_bytes)}; "
+            "send large images by upload reference instead",
+            code="payload_too_large",
+        )
+        await response(scope, receive, send)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+                break
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            if total > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        buffered = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": buffered, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,96 @@
+"""Inference jobs: submit, read (with long-poll), list, cancel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from middleware.api.deps import current_user, get_services, url_builder
+from middleware.api.problems import problem_responses
+from middleware.api.schemas import CreateInference, JobList, JobView
+from middleware.api.views import job_view
+from middleware.ports import User
+
+router = APIRouter(prefix="/v1/inferences", tags=["inferences"])
+
+MAX_WAIT_S = 30
+
+
+@router.post(
+    "",
+    operation_id="create_inference",
+    response_model=JobView,
+    status_code=202,
+    responses={
+        200: {"model": JobView, "description": "a retry with the same Idempotency-Key: the first job"},
+        **problem_responses(400, 401, 413, 422, 500),
+    },
+)
+def create_inference(
+    body: CreateInference,
+    request: Request,
+    user: User = Depends(current_user),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key", description="retries with the same key return the first job"
+    ),
+) -> JSONResponse:
+    services = get_services(request)
+    job, created = services.inferences.submit(
+        user, body.task, body.payload, body.checkpoint, body.endpoint, idempotency_key
+    )
+    return JSONResponse(
+        job_view(job, url_builder(request)),
+        status_code=202 if created else 200,
+        headers={"Location": f"/v1/inferences/{job.id}"},
+    )
+
+
+@router.get(
+    "/{job_id}",
+    operation_id="get_inference",
+    response_model=JobView,
+    responses=problem_responses(400, 401, 404, 500),
+)
+async def get_inference(
+    job_id: str,
+    request: Request,
+    user: User = Depends(current_user),
+    wait: float = Query(0, ge=0, le=MAX_WAIT_S, description="seconds to wait for a change (long-poll)"),
+    version: int | None = Query(
+        None, ge=0, description="the version the client has; wait for a different one"
+    ),
+) -> JSONResponse:
+    inferences = get_services(request).inferences
+    if wait > 0:
+        job = await inferences.wait_for_change(user, job_id, version, wait)
+    else:
+        job = inferences.get(user, job_id)
+    return JSONResponse(job_view(job, url_builder(request)))
+
+
+@router.get(
+    "",
+    operation_id="list_inferences",
+    response_model=JobList,
+    responses=problem_responses(400, 401, 500),
+)
+async def list_inferences(
+    request: Request,
+    user: User = Depends(current_user),
+    limit: int = Query(20, ge=1, le=100),
+    cursor: str | None = Query(None, max_length=512, description="next_cursor of the previous page"),
+) -> JSONResponse:
+    jobs, next_cursor = get_services(request).inferences.list(user, limit, cursor)
+    url_for = url_builder(request)
+    return JSONResponse({"items": [job_view(j, url_for) for j in jobs], "next_cursor": next_cursor})
+
+
+@router.delete(
+    "/{job_id}",
+    operation_id="cancel_inference",
+    response_model=JobView,
+    responses=problem_responses(401, 404, 409, 500),
+)
+async def cancel_inference(job_id: str, request: Request, user: User = Depends(current_user)) -> JSONResponse:
+    job = get_services(request).inferences.cancel(user, job_id)
+    return JSONResponse(job_view(job, url_builder(request)))

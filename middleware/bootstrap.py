@@ -1,0 +1,220 @@
+"""The one place where adapters are chosen from settings and wired into services and the API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from middleware.adapters.folder_models import FolderModelCatalog
+from middleware.adapters.fs_blobs import FolderBlobStore, load_or_create_secret
+from middleware.adapters.inprocess_notifier import InProcessNotifier
+from middleware.adapters.local_compute import LocalCompute
+from middleware.adapters.sqlite_db import SqliteDatabase
+from middleware.adapters.sqlite_jobs import SqliteJobStore
+from middleware.adapters.sqlite_users import SqliteUserStore
+from middleware.api.app import create_app
+from middleware.services.auth import AuthService, ensure_admin
+from middleware.services.blobs import BlobAccess
+from middleware.services.bundle import Services
+from middleware.services.catalog import CatalogService
+from middleware.services.inferences import InferenceService
+from middleware.services.job_events import JobEventHandler
+from middleware.services.recovery import RecoveryReport, recover_jobs
+from middleware.services.sweeper import JobSweeper
+from middleware.settings import Settings
+
+log = logging.getLogger("middleware")
+
+
+class _Periodic:
+    """Runs ``fn`` every ``interval`` seconds on a daemon thread until stopped."""
+
+    def __init__(self, name: str, interval: float, fn) -> None:  # noqa: ANN001
+        self._stop = threading.Event()
+        self._interval = interval
+        self._fn = fn
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._fn()
+            except Exception:  # noqa: BLE001 - a failed sweep must not end the sweeper
+                log.exception("periodic task %s failed", self._thread.name)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+
+@dataclass
+class LocalRuntime:
+    """Everything local mode runs: the app plus the background workers it relies on."""
+
+    settings: Settings
+    app: FastAPI
+    services: Services
+    db: SqliteDatabase
+    users: SqliteUserStore
+    jobs: SqliteJobStore
+    compute: LocalCompute
+    sweeper: JobSweeper
+    catalog: FolderModelCatalog
+    _background: list[_Periodic] = field(default_factory=list)
+    recovery: RecoveryReport | None = None
+
+    def start(self) -> None:
+        """Start workers, recover jobs left by a previous run, start the sweeper."""
+        self.compute.start()
+        self.recovery = recover_jobs(self.jobs, self.services.events, self.compute)
+        sweeper = _Periodic("sdcloud-sweeper", self.settings.sweep_interval_s, self.sweeper.sweep_once)
+        sweeper.start()
+        self._background.append(sweeper)
+        # Hash new checkpoints now rather than on the first request that names them.
+        threading.Thread(target=self._warm_catalog, name="sdcloud-model-hashes", daemon=True).start()
+
+    def _warm_catalog(self) -> None:
+        try:
+            self.catalog.list()
+        except Exception:  # noqa: BLE001 - listing again later reports the problem
+            log.exception("could not index the models folder")
+
+    def stop(self) -> None:
+        for task in self._background:
+            task.stop()
+        self._background.clear()
+        self.compute.stop()
+        self.db.close()
+
+
+def build_local(settings: Settings) -> LocalRuntime:
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings.resolved_models_dir.mkdir(parents=True, exist_ok=True)
+    db = SqliteDatabase(data_dir / "sdcloud.db")
+    jobs = SqliteJobStore(db)
+    users = SqliteUserStore(db)
+    blobs = FolderBlobStore(data_dir / "blobs", load_or_create_secret(data_dir / "blob-signing-key"))
+    catalog = FolderModelCatalog(settings.resolved_models_dir, db)
+    notifier = InProcessNotifier()
+    events = JobEventHandler(jobs, blobs, notifier, heartbeat_interval_s=settings.heartbeat_interval_s)
+    compute = LocalCompute(
+        settings.container_url,
+        blobs,
+        events,
+        endpoint_name=settings.endpoint_name,
+        workers=settings.compute_workers,
+        poll_interval_s=settings.progress_poll_s,
+        connect_retries=settings.connect_retries,
+        retry_backoff_s=settings.retry_backoff_s,
+        request_timeout_s=settings.request_timeout_s,
+        busy_retry_s=settings.busy_retry_s,
+    )
+    services = Services(
+        auth=AuthService(users, users),
+        inferences=InferenceService(
+            jobs, catalog, compute, notifier, events, endpoint_names=(settings.endpoint_name,)
+        ),
+        events=events,
+        catalog=CatalogService(catalog, compute),
+        blobs=BlobAccess(blobs, settings.signed_url_ttl_s),
+        mode="local",
+    )
+    sweeper = JobSweeper(jobs, events, compute, silence_s=settings.worker_silence_s)
+    app = create_app(
+        services, public_base_url=settings.public_base_url, max_body_bytes=settings.max_body_bytes
+    )
+    return LocalRuntime(
+        settings=settings,
+        app=app,
+        services=services,
+        db=db,
+        users=users,
+        jobs=jobs,
+        compute=compute,
+        sweeper=sweeper,
+        catalog=catalog,
+    )
+
+
+def provision_admin(runtime: LocalRuntime) -> Path | None:
+    """On first start: create the admin and write its key to <data-dir>/admin-api-key (0600)."""
+    created = ensure_admin(runtime.users, runtime.users, runtime.settings.admin_user)
+    if created is None:
+        return None
+    path = runtime.settings.admin_key_file
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(created.api_key + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio only sets TCP_NODELAY on such sockets, and without it small
+    # responses wait out Nagle + delayed ACK (40 ms per request).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_local(settings: Settings) -> None:
+    """Run local mode until interrupted: wire, provision, recover, serve."""
+    import uvicorn  # only the local server needs it; Lambda entry points import this module too
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        runtime = build_local(settings)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"SD Cloud middleware cannot start: {exc}") from None
+    try:
+        sock = _listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        runtime.stop()
+        raise SystemExit(
+            f"SD Cloud middleware cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    key_file = provision_admin(runtime)
+    if key_file is not None:
+        print(f"Admin API key written to {key_file}", flush=True)
+    port = sock.getsockname()[1]
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config = uvicorn.Config(
+        runtime.app,
+        log_level=settings.log_level.lower(),
+        access_log=settings.access_log,
+        lifespan="off",
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(config)
+    runtime.start()
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.02)
+        if server.started:
+            print(f"SD Cloud middleware listening on http://{host}:{port}", flush=True)
+
+    threading.Thread(target=announce, name="sdcloud-announce", daemon=True).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        runtime.stop()
+        sys.stdout.flush()

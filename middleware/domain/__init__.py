@@ -1,0 +1,1 @@
+"""Pure domain rules: jobs, their state machine, generation rules. No I/O imports here."""

@@ -1,0 +1,1 @@
+"""Process entry points: local server, and (later) the AWS Lambda handlers."""
