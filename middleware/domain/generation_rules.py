@@ -180,27 +180,31 @@ SCHEDULERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("beta", "Beta", ()),
 )
 
-_SIGMA_SCHEDULES = ("automatic", "karras", "exponential", "beta", "sgm_uniform")
-_TIMESTEP_SCHEDULES = ("automatic",)
+# Schedules the engine can express in diffusers. Sigma-based schedulers take every spacing and
+# sigma family; ancestral Euler and the timestep samplers (DDIM, PLMS, LCM) only take spacings,
+# because their diffusers classes have no karras/exponential/beta sigma options.
+_SPACINGS = ("automatic", "uniform", "sgm_uniform", "simple", "normal", "ddim")
+_ALL_SCHEDULES = ("automatic", "uniform", "karras", "exponential", "polyexponential", "sgm_uniform",
+                  "simple", "normal", "ddim", "beta")
 
-# THE table of supported samplers -> the schedulers each accepts. One structure on purpose: it is
-# what gets reconciled with the engine's own table. Keys are A1111's canonical sampler names.
+# THE table of supported samplers -> the schedulers each accepts. One structure on purpose: a
+# test holds it equal to the engine's own table over the WebUI manifest's full sampler list.
 SAMPLER_SCHEDULERS: dict[str, tuple[str, ...]] = {
-    "DPM++ 2M": _SIGMA_SCHEDULES,
-    "DPM++ SDE": _SIGMA_SCHEDULES,
-    "DPM++ 2M SDE": _SIGMA_SCHEDULES,
-    "DPM++ 2M SDE Heun": _SIGMA_SCHEDULES,
-    "DPM++ 3M SDE": _SIGMA_SCHEDULES,
-    "Euler a": _SIGMA_SCHEDULES,
-    "Euler": _SIGMA_SCHEDULES,
-    "LMS": _SIGMA_SCHEDULES,
-    "Heun": _SIGMA_SCHEDULES,
-    "DPM2": _SIGMA_SCHEDULES,
-    "DPM2 a": _SIGMA_SCHEDULES,
-    "DDIM": _TIMESTEP_SCHEDULES,
-    "PLMS": _TIMESTEP_SCHEDULES,
-    "UniPC": _TIMESTEP_SCHEDULES,
-    "LCM": _TIMESTEP_SCHEDULES,
+    "DPM++ 2M": _ALL_SCHEDULES,
+    "DPM++ SDE": _ALL_SCHEDULES,
+    "DPM++ 2M SDE": _ALL_SCHEDULES,
+    "DPM++ 2M SDE Heun": _ALL_SCHEDULES,
+    "DPM++ 3M SDE": _ALL_SCHEDULES,
+    "Euler a": _SPACINGS,
+    "Euler": _ALL_SCHEDULES,
+    "LMS": _ALL_SCHEDULES,
+    "Heun": _ALL_SCHEDULES,
+    "DPM2": _ALL_SCHEDULES,
+    "DPM2 a": _ALL_SCHEDULES,
+    "DDIM": _SPACINGS,
+    "PLMS": _SPACINGS,
+    "UniPC": _ALL_SCHEDULES,
+    "LCM": _SPACINGS,
 }
 
 # A1111's aliases for the samplers above (k-diffusion function names, old API names).

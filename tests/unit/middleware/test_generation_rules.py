@@ -234,7 +234,7 @@ def test_img2img_needs_init_images():
         ("DPM++ 2M", None, ("DPM++ 2M", "automatic")),
         ("dpm++ 2m", "Karras", ("DPM++ 2M", "karras")),
         ("k_euler_a", None, ("Euler a", "automatic")),
-        ("k_euler_ancestral", "exponential", ("Euler a", "exponential")),
+        ("k_euler_ancestral", "normal", ("Euler a", "normal")),
         ("DPM++ 2M Karras", None, ("DPM++ 2M", "karras")),
         ("DPM++ 2M SDE Karras", None, ("DPM++ 2M SDE", "karras")),
         ("DPM++ 2M SDE Exponential", "karras", ("DPM++ 2M SDE", "exponential")),  # the name wins
