@@ -21,6 +21,10 @@ def build(settings: ContainerSettings) -> tuple[object, Engine, EngineState]:
     from inference_container.engine.checkpoint import PipelineLoader
     from inference_container.models.cache import ModelCache
 
+    if settings.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     cache = ModelCache(settings.model_cache_dir, settings.model_cache_bytes)
     loader = PipelineLoader(max_cached=settings.pipelines_in_memory, allow_pickle=settings.allow_pickle)
     engine = Engine(cache, loader, output_store=open_output_store(settings.output_store))

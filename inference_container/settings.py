@@ -39,6 +39,8 @@ class ContainerSettings:
     output_store: str | None = None
     allow_pickle: bool = False
     pipelines_in_memory: int = 2
+    # CPU runs: torch's intra-op threads (0 = torch's default). On a shared CPU, 1 avoids oversubscription.
+    torch_threads: int = 0
 
     @classmethod
     def from_env(cls, **overrides: object) -> ContainerSettings:
@@ -51,6 +53,7 @@ class ContainerSettings:
             "output_store": _env("SDCLOUD_OUTPUT_STORE"),
             "allow_pickle": _env("SDCLOUD_ALLOW_PICKLE", "0") in ("1", "true", "yes"),
             "pipelines_in_memory": _env_int("SDCLOUD_PIPELINES_IN_MEMORY", cls.pipelines_in_memory),
+            "torch_threads": _env_int("SDCLOUD_TORCH_THREADS", cls.torch_threads),
         }
         cache_dir = _env("SDCLOUD_MODEL_CACHE_DIR")
         if cache_dir:

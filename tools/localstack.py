@@ -115,6 +115,7 @@ class LocalStack:
     host: str = "127.0.0.1"
     fake_container: bool = False
     with_ui: bool = True
+    container_env: dict[str, str] = field(default_factory=dict)
     container_port: int = field(default_factory=free_port)
     middleware_port: int = field(default_factory=free_port)
     ui_port: int = field(default_factory=free_port)
@@ -151,7 +152,8 @@ class LocalStack:
         else:
             command = [backend_python(), "-m", "inference_container.server", "--host", self.host,
                        "--port", str(self.container_port), "--preload", str(self.checkpoint)]
-        env = {"SDCLOUD_MODEL_CACHE_DIR": str(self.data_dir / "model-cache"), "HF_HUB_OFFLINE": "1"}
+        env = {"SDCLOUD_MODEL_CACHE_DIR": str(self.data_dir / "model-cache"), "HF_HUB_OFFLINE": "1",
+               **self.container_env}
         return Service("container", command, f"{self.container_url}/ping", logs / "container.log", env)
 
     def middleware_service(self) -> Service:

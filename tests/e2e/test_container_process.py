@@ -40,7 +40,7 @@ def container(tiny_checkpoint, tmp_path_factory):
         "container", [str(REPO / "inference_container" / "serve"), "--preload", str(tiny_checkpoint)],
         f"http://127.0.0.1:{port}/ping", data / "container.log",
         env={"SAGEMAKER_BIND_TO_PORT": str(port), "SDCLOUD_HOST": "127.0.0.1",
-             "SDCLOUD_MODEL_CACHE_DIR": str(data / "cache"),
+             "SDCLOUD_MODEL_CACHE_DIR": str(data / "cache"), "SDCLOUD_TORCH_THREADS": "1",
              "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"},
     ).start()
     try:

@@ -19,7 +19,7 @@ def stack(tiny_checkpoint, tmp_path_factory, extension_env_available):
     checkpoint = models / tiny_checkpoint.name
     checkpoint.write_bytes(tiny_checkpoint.read_bytes())
     local = LocalStack(data_dir=tmp_path_factory.mktemp("stack-data"), checkpoint=checkpoint,
-                       with_ui=extension_env_available)
+                       with_ui=extension_env_available, container_env={"SDCLOUD_TORCH_THREADS": "1"})
     with local:
         yield local
 
