@@ -1,0 +1,154 @@
+"""The Jobs tab: history table (newest first, cursor pages), reopen a job, download its files.
+
+No `from __future__ import annotations`: gradio reads the handlers' annotations at run time.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..client import SDCloudClient
+from . import compat
+from .generate_tab import default_outputs_dir
+from .generation import cancel_generation
+from .history import HISTORY_HEADERS, PAGE_SIZE, OpenedJob, job_id_at, open_job, show_history
+from .messages import status_html
+
+
+@dataclass
+class JobsTab:
+    table: Any
+    status: Any
+    job_id: Any
+    gallery: Any
+    infotext: Any
+    files: Any
+    load_events: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
+
+    def attach_load(self, blocks: gr.Blocks) -> None:
+        """Show the first history page when the page opens."""
+        for fn, inputs, outputs in self.load_events:
+            blocks.load(fn, inputs=inputs, outputs=outputs)
+
+
+def build_jobs_tab(
+    get_client: Callable[[], SDCloudClient],
+    outputs_dir: str | Path | None = None,
+    elem_prefix: str = "sdcloud_jobs",
+    page_size: int = PAGE_SIZE,
+) -> JobsTab:
+    """Build the tab's components in the current gradio context and wire their events."""
+    out_dir = Path(outputs_dir) if outputs_dir else default_outputs_dir()
+
+    def eid(name: str) -> str:
+        return f"{elem_prefix}_{name}"
+
+    with gr.Row():
+        refresh = gr.Button("Refresh", elem_id=eid("refresh"), size="sm", scale=0, min_width=90)
+        newer = gr.Button("◀ Newer", elem_id=eid("newer"), size="sm", scale=0, min_width=90)
+        older = gr.Button("Older ▶", elem_id=eid("older"), size="sm", scale=0, min_width=90)
+        status = gr.HTML(status_html("", "idle"), elem_id=eid("status"))
+    table = gr.Dataframe(
+        headers=list(HISTORY_HEADERS),
+        datatype=["str"] * len(HISTORY_HEADERS),
+        interactive=False,
+        wrap=True,
+        elem_id=eid("table"),
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            with gr.Row():
+                job_id = gr.Textbox(
+                    label="Job ID",
+                    placeholder="select a row, or paste a job ID",
+                    elem_id=eid("job_id"),
+                    scale=4,
+                )
+                open_button = gr.Button("Open", variant="primary", elem_id=eid("open"), scale=0, min_width=80)
+                cancel_button = gr.Button(
+                    "Cancel job", variant="stop", elem_id=eid("cancel"), scale=0, min_width=110
+                )
+            infotext = gr.Textbox(
+                label="Generation info",
+                lines=5,
+                interactive=False,
+                show_copy_button=True,
+                elem_id=eid("infotext"),
+            )
+            download = gr.Button("Download images", elem_id=eid("download"))
+            files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id=eid("files"))
+        with gr.Column(scale=1):
+            gallery = gr.Gallery(
+                label="Images",
+                show_label=False,
+                columns=2,
+                height=420,
+                object_fit="contain",
+                elem_id=eid("gallery"),
+            )
+
+    pager_state = gr.State({})
+    opened_state = gr.State({})
+
+    def page(direction: str) -> Callable[..., Any]:
+        def handler(state):
+            view = show_history(get_client, state, direction, limit=page_size)
+            rows = compat.no_change() if view.rows is None else view.rows
+            return rows, view.pager.to_state(), view.status
+
+        return handler
+
+    page_outputs = [table, pager_state, status]
+    refresh.click(page("first"), inputs=[pager_state], outputs=page_outputs)
+    older.click(page("older"), inputs=[pager_state], outputs=page_outputs)
+    newer.click(page("newer"), inputs=[pager_state], outputs=page_outputs)
+
+    def opened_outputs(opened: OpenedJob) -> tuple[Any, ...]:
+        state = {"job_id": opened.job_id, "paths": opened.images, "infotexts": opened.infotexts}
+        return opened.images, opened.infotext, opened.status, state, compat.update(value=None)
+
+    open_outputs = [gallery, infotext, status, opened_state, files]
+
+    def on_open(value):
+        return opened_outputs(open_job(get_client, value, out_dir))
+
+    def on_row(state, evt: gr.SelectData):
+        index = evt.index
+        row = index[0] if isinstance(index, (list, tuple)) else index
+        picked = job_id_at(state, int(row)) if isinstance(row, int) else None
+        if not picked:
+            return (compat.no_change(),) * (len(open_outputs) + 1)
+        return (*opened_outputs(open_job(get_client, picked, out_dir)), picked)
+
+    open_button.click(on_open, inputs=[job_id], outputs=open_outputs)
+    job_id.submit(on_open, inputs=[job_id], outputs=open_outputs)
+    table.select(on_row, inputs=[pager_state], outputs=[*open_outputs, job_id])
+
+    def on_select_image(opened, evt: gr.SelectData):
+        texts = (opened or {}).get("infotexts") or []
+        index = evt.index if isinstance(evt.index, int) else 0
+        return texts[index] if 0 <= index < len(texts) else compat.no_change()
+
+    gallery.select(on_select_image, inputs=[opened_state], outputs=[infotext])
+
+    def on_download(opened):
+        paths = (opened or {}).get("paths") or []
+        if not paths:
+            return compat.no_change(), status_html("Open a succeeded job first", "idle")
+        return paths, status_html(
+            f"{len(paths)} file{'s' if len(paths) != 1 else ''} ready to download", "done"
+        )
+
+    download.click(on_download, inputs=[opened_state], outputs=[files, status])
+
+    def on_cancel(value):
+        return cancel_generation(get_client, (value or "").strip() or None)
+
+    cancel_button.click(on_cancel, inputs=[job_id], outputs=[status])
+
+    tab = JobsTab(table=table, status=status, job_id=job_id, gallery=gallery, infotext=infotext, files=files)
+    tab.load_events.append((page("first"), [pager_state], page_outputs))
+    return tab

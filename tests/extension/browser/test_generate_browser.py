@@ -1,0 +1,190 @@
+"""Playwright + Debian Chromium against the real standalone UI, the real middleware and the fake
+container: type a prompt, press Generate, watch the progress line move, see the image and its
+infotext."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sdcloud.client import SDCloudClient
+from tests.extension.support.processes import Process, free_port
+from tests.extension.support.stack import Stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = Path("/tmp/sdcloud_ui.png")
+STATUS = "#sdcloud_progress .sdcloud-status"
+
+
+def _ui_process(backend: Stack, workdir: Path, port: int) -> Process:
+    return Process(
+        "ui",
+        [
+            sys.executable,
+            "-m",
+            "sdcloud.app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--api-url",
+            backend.api_url,
+            "--api-key-file",
+            str(backend.data_dir / "admin-api-key"),
+            "--settings-file",
+            str(workdir / "ui-settings.json"),
+            "--outputs-dir",
+            str(workdir / "outputs"),
+        ],
+        ready="SD Cloud UI on http://",
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+    )
+
+
+@pytest.fixture(scope="module")
+def ui(backend: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    process = _ui_process(backend, tmp_path_factory.mktemp("ui"), port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian Chromium not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, ui: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(ui)
+    # the page-load event fills the checkpoint list and says so in the status line
+    page.wait_for_function(
+        "() => (document.querySelector('#sdcloud_progress .sdcloud-status') || {}).textContent?.includes('checkpoint')"
+    )
+    yield page
+    context.close()
+
+
+def _follow_status(page, until: str, deadline_s: float = 90.0) -> list[str]:  # type: ignore[no-untyped-def]
+    """Each distinct text of the status line until it contains `until`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        text = page.inner_text(STATUS).strip()
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        if until in text:
+            return seen
+        page.wait_for_timeout(50)
+    raise AssertionError(f"status never said {until!r}; it said {seen}")
+
+
+def test_generate_shows_progress_image_and_infotext(page, backend: Stack) -> None:  # type: ignore[no-untyped-def]
+    backend.configure_container(delay_s=2.0, fail_status=None)
+    assert "1 checkpoint" in page.inner_text(STATUS)
+
+    page.fill("#sdcloud_prompt textarea", "a red fox in the snow")
+    page.fill("#sdcloud_negative_prompt textarea", "blurry")
+    page.click("#sdcloud_generate")
+    seen = _follow_status(page, "Done")
+
+    sampling = [s for s in seen if "Sampling: step" in s]
+    assert len(sampling) >= 2, f"the progress line should move through sampling steps: {seen}"
+    assert "/20" in sampling[0]
+    page.wait_for_selector("#sdcloud_gallery img")
+    assert page.locator("#sdcloud_gallery img").count() >= 1
+    infotext = page.input_value("#sdcloud_infotext textarea")
+    assert infotext.startswith("a red fox in the snow")
+    assert "Negative prompt: blurry" in infotext and "Steps: 20" in infotext
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_failed_generation_shows_a_readable_message(page, backend: Stack) -> None:  # type: ignore[no-untyped-def]
+    backend.configure_container(delay_s=0.0, fail_status=400, fail_detail="height is too large for this GPU")
+    try:
+        page.fill("#sdcloud_prompt textarea", "will fail")
+        page.click("#sdcloud_generate")
+        seen = _follow_status(page, "failed")
+    finally:
+        backend.configure_container(fail_status=None)
+
+    assert "Generation failed" in seen[-1] and "height is too large" in seen[-1]
+    assert page.locator("#sdcloud_progress .sdcloud-status-error").count() == 1
+    assert "Traceback" not in page.content()
+
+
+def test_interrupt_cancels_the_running_job(page, backend: Stack) -> None:  # type: ignore[no-untyped-def]
+    backend.configure_container(delay_s=4.0, fail_status=None)
+    page.fill("#sdcloud_prompt textarea", "to be interrupted")
+    page.click("#sdcloud_generate")
+    _follow_status(page, "Sampling")
+
+    page.click("#sdcloud_cancel")
+    seen = _follow_status(page, "Cancelled")
+
+    assert seen[-1].startswith("Cancelled · job ")
+    job_id = seen[-1].rsplit(" ", 1)[-1]
+    assert SDCloudClient(backend.api_url, backend.api_key).get_inference(job_id).status == "cancelled"
+
+
+def test_api_key_never_reaches_the_page(page, backend: Stack) -> None:  # type: ignore[no-untyped-def]
+    page.click("#sdcloud_tabs button:has-text('Settings')")
+    page.wait_for_selector("#sdcloud_settings_key_status textarea")
+
+    assert page.input_value("#sdcloud_settings_api_key input") == ""
+    assert page.input_value("#sdcloud_settings_key_status textarea") == "key saved"
+    assert backend.api_key not in page.content()
+
+
+def test_ui_exits_on_sigterm_after_a_browser_left_mid_generation(
+    browser, backend: Stack, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    backend.configure_container(delay_s=1.5, fail_status=None)
+    port = free_port()
+    process = _ui_process(backend, tmp_path, port).start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        page.wait_for_function(
+            "() => (document.querySelector('#sdcloud_progress .sdcloud-status') || {}).textContent?.includes('checkpoint')"
+        )
+        page.fill("#sdcloud_prompt textarea", "left behind")
+        page.click("#sdcloud_generate")
+        _follow_status(page, "Sampling")
+        context.close()  # the artist closes the tab while the job runs
+    finally:
+        code = process.stop(signal.SIGTERM, timeout=30)
+
+    assert code == 0, process.output[-2000:]
+    assert "SD Cloud UI stopped" in process.output
