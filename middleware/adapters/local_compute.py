@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from middleware.domain.job import Progress
 from middleware.ports import BlobStore, EndpointState, JobEvents
@@ -319,7 +319,9 @@ class LocalCompute:
             try:
                 if conn is None:
                     conn = self._connection()
-                conn.request("GET", "/progress")
+                # Ask for this job by id: with several callers sharing a container, the running job
+                # may be someone else's while ours waits in its queue.
+                conn.request("GET", f"/progress?job_id={quote(active.job_id)}")
                 resp = conn.getresponse()
                 data = resp.read()
             except (OSError, http.client.HTTPException):
@@ -330,6 +332,9 @@ class LocalCompute:
                 continue
             if active.stop_polling.is_set():
                 break
+            if resp.status == 404:  # alive, but has not received ours yet
+                self._events.job_heartbeat(active.job_id)
+                continue
             if resp.status != 200:
                 continue
             report = _json_or_empty(data)

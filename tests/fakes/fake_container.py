@@ -20,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 def png_bytes(
@@ -127,12 +128,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"status": "ok"})
             else:
                 self._send(503, {"status": "starting"})
-        elif self.path == "/progress":
+        elif self.path.split("?", 1)[0] == "/progress":
+            wanted = parse_qs(urlsplit(self.path).query).get("job_id", [None])[0]
             if fake.state.silent:
                 self._send(503, {"status": "silent"})
+                return
+            with fake.lock:
+                progress = dict(fake.state.progress)
+            if wanted is not None and progress.get("job_id") != wanted:
+                self._send(404, {"status": 404, "code": "unknown_job", "detail": f"no job {wanted!r}"})
             else:
-                with fake.lock:
-                    self._send(200, dict(fake.state.progress))
+                self._send(200, progress)
         elif self.path == "/_fake/invocations":
             with fake.lock:
                 self._send(200, {"invocations": list(fake.state.invocations)})
