@@ -43,15 +43,17 @@ envs: $(VENV)/.stamp $(VENV_EXT)/.stamp
 # torch is pinned in the same install as everything that needs it, so pip never swaps the CPU
 # build for a CUDA one. open-clip-torch only carries the CLIP BPE vocabulary we read: --no-deps
 # keeps its torchvision out.
-$(VENV)/.stamp: requirements/container.txt requirements/middleware.txt requirements/dev.txt
+# Each environment installs its requirements under a lock of exact versions (pip freeze of a
+# known-good environment): no resolver backtracking, the same set on every machine.
+$(VENV)/.stamp: requirements/container.txt requirements/middleware.txt requirements/dev.txt requirements/dev.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements/dev.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements/dev.txt -c requirements/dev.lock
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps open-clip-torch==3.3.0
 	touch $@
 
-$(VENV_EXT)/.stamp: requirements/extension-a1111.txt
+$(VENV_EXT)/.stamp: requirements/extension-a1111.txt requirements/extension-a1111.lock
 	test -x $(VENV_EXT)/bin/python || $(PYTHON) -m venv $(VENV_EXT)
-	$(VENV_EXT)/bin/pip install $(PIP_FLAGS) -r requirements/extension-a1111.txt
+	$(VENV_EXT)/bin/pip install $(PIP_FLAGS) -r requirements/extension-a1111.txt -c requirements/extension-a1111.lock
 	touch $@
 
 ## chromium: Debian's Chromium for the browser tests (skipped with a reason when it can't be installed)
