@@ -41,7 +41,9 @@ def text_of(status_html: str) -> str:
 
 
 def _config_text(demo: Any) -> str:
-    return json.dumps(demo.get_config_file())
+    # default=str as gradio itself serves /config: gradio 4 puts callables (gr.State's
+    # delete_callback) in the config and renders them with str().
+    return json.dumps(demo.get_config_file(), default=str)
 
 
 def test_standalone_builds_all_tabs_without_leaking_the_key(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ against them too), so a service test with a fake means what it says.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -17,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
+from middleware.adapters.inprocess_notifier import InProcessNotifier
 from middleware.domain.errors import IllegalTransition
 from middleware.domain.job import TERMINAL_STATUSES, Job, JobError, JobStatus, Progress, can_transition
 from middleware.ports import ApiKeyInfo, EndpointState, ModelInfo, User
@@ -274,42 +274,13 @@ class MemoryUsers:
         return None
 
 
-class _FakeSubscription:
-    def __init__(self, notifier: FakeNotifier, job_id: str) -> None:
-        self.notifier = notifier
-        self.job_id = job_id
-        self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
-
-    async def wait(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        self.event.clear()
-        return True
-
-    def __enter__(self) -> _FakeSubscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.notifier.subscriptions.remove(self)
-
-
-class FakeNotifier:
-    """Records notifications; subscriptions work like the in-process notifier's."""
+class FakeNotifier(InProcessNotifier):
+    """The in-process notifier (a plain in-memory object already), recording what was notified."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.notified: list[str] = []
-        self.subscriptions: list[_FakeSubscription] = []
 
     def notify(self, job_id: str) -> None:
         self.notified.append(job_id)
-        for sub in list(self.subscriptions):
-            if sub.job_id == job_id:
-                sub.loop.call_soon_threadsafe(sub.event.set)
-
-    def subscribe(self, job_id: str) -> _FakeSubscription:
-        sub = _FakeSubscription(self, job_id)
-        self.subscriptions.append(sub)
-        return sub
+        super().notify(job_id)

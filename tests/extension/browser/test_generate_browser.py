@@ -15,7 +15,7 @@ import pytest
 
 from sdcloud.client import SDCloudClient
 from tests.extension.support.processes import Process, free_port
-from tests.extension.support.stack import Stack
+from tests.extension.support.stack import CHECKPOINT, Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,11 +32,17 @@ SCREENSHOT = Path("/tmp/sdcloud_ui.png")
 STATUS = "#sdcloud_progress .sdcloud-status"
 
 
+def ui_python() -> str:
+    """The UI's Python: this one, or SDCLOUD_UI_PYTHON, e.g. .venv-forge/bin/python to drive the UI
+    under Forge's gradio 4 with this environment's playwright."""
+    return os.environ.get("SDCLOUD_UI_PYTHON") or sys.executable
+
+
 def _ui_process(backend: Stack, workdir: Path, port: int) -> Process:
     return Process(
         "ui",
         [
-            sys.executable,
+            ui_python(),
             "-m",
             "sdcloud.app",
             "--host",
@@ -164,6 +170,32 @@ def test_api_key_never_reaches_the_page(page, backend: Stack) -> None:  # type: 
     assert page.input_value("#sdcloud_settings_api_key input") == ""
     assert page.input_value("#sdcloud_settings_key_status textarea") == "key saved"
     assert backend.api_key not in page.content()
+
+
+def test_jobs_tab_reopens_a_finished_job_and_offers_its_files(page, backend: Stack) -> None:  # type: ignore[no-untyped-def]
+    backend.configure_container(delay_s=0.0, fail_status=None)
+    client = SDCloudClient(backend.api_url, backend.api_key)
+    payload = {"prompt": "a lighthouse at dusk", "steps": 4, "width": 64, "height": 64}
+    job = client.wait_for(client.submit_inference("txt2img", payload, CHECKPOINT).id, timeout=120)
+
+    page.click("#sdcloud_tabs button:has-text('Jobs')")
+    page.click("#sdcloud_jobs_refresh")
+    table = page.locator("#sdcloud_jobs_table")
+    table.get_by_text(job.id, exact=True).first.click()  # selecting the row opens the job
+    page.wait_for_selector("#sdcloud_jobs_gallery img")
+    page.wait_for_function(
+        "() => document.querySelector('#sdcloud_jobs_infotext textarea')?.value.includes('Steps: 4')"
+    )
+    page.click("#sdcloud_jobs_download")
+    page.wait_for_function(
+        "() => (document.querySelector('#sdcloud_jobs_status .sdcloud-status') || {}).textContent?.includes('ready to download')"
+    )
+
+    assert page.input_value("#sdcloud_jobs_job_id textarea") == job.id
+    assert page.input_value("#sdcloud_jobs_infotext textarea").startswith("a lighthouse at dusk")
+    assert page.locator("#sdcloud_jobs_gallery img").count() == len(job.images)
+    assert page.locator("#sdcloud_jobs_files").get_by_text(".png").count() >= 1
+    assert "Traceback" not in page.content()
 
 
 def test_ui_exits_on_sigterm_after_a_browser_left_mid_generation(

@@ -159,4 +159,4 @@ def test_wait_for_change_times_out_with_the_unchanged_job(world):
     job, _ = submit(world)
     result = asyncio.run(world.inferences.wait_for_change(world.ann, job.id, None, 0.05))
     assert result == job
-    assert world.notifier.subscriptions == []
+    assert world.notifier.subscriber_count(job.id) == 0
