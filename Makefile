@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VENV_EXT := .venv-a1111
+VENV_FORGE := .venv-forge
 DATA ?= $(CURDIR)/.data
 CHECKPOINT ?=
 PIP_FLAGS := --disable-pip-version-check --quiet
@@ -13,12 +14,14 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 demo: envs
 	$(VENV)/bin/python tools/demo.py --data-dir "$(DATA)" $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
-## test: build what it needs, then run the whole suite (backend env, then the extension env)
+## test: build what it needs, then run the whole suite: the backend env, then the extension side
+## under A1111's pins (browser tests included) and under Forge's (gradio 4.40; browser tests run once)
 test: envs chromium
 	@status=0; \
 	$(VENV)/bin/ruff check . || status=1; \
-	$(VENV)/bin/pytest tests --ignore=tests/extension -m "not gpu" -q -p no:randomly || status=1; \
+	$(VENV)/bin/pytest tests --ignore=tests/extension -m "not gpu" -q || status=1; \
 	SDCLOUD_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV_EXT)/bin/pytest tests/extension -q || status=1; \
+	SDCLOUD_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python $(VENV_FORGE)/bin/pytest tests/extension -m "not browser" -q || status=1; \
 	exit $$status
 
 ## test-fast: skip the slow tests (real processes, browser)
@@ -38,7 +41,7 @@ bench: envs
 lint: envs
 	$(VENV)/bin/ruff check .
 
-envs: $(VENV)/.stamp $(VENV_EXT)/.stamp
+envs: $(VENV)/.stamp $(VENV_EXT)/.stamp $(VENV_FORGE)/.stamp
 
 # torch is pinned in the same install as everything that needs it, so pip never swaps the CPU
 # build for a CUDA one. open-clip-torch only carries the CLIP BPE vocabulary we read: --no-deps
@@ -56,6 +59,11 @@ $(VENV_EXT)/.stamp: requirements/extension-a1111.txt requirements/extension-a111
 	$(VENV_EXT)/bin/pip install $(PIP_FLAGS) -r requirements/extension-a1111.txt -c requirements/extension-a1111.lock
 	touch $@
 
+$(VENV_FORGE)/.stamp: requirements/extension-forge.txt requirements/extension-forge.lock
+	test -x $(VENV_FORGE)/bin/python || $(PYTHON) -m venv $(VENV_FORGE)
+	$(VENV_FORGE)/bin/pip install $(PIP_FLAGS) -r requirements/extension-forge.txt -c requirements/extension-forge.lock
+	touch $@
+
 ## chromium: Debian's Chromium for the browser tests (skipped with a reason when it can't be installed)
 chromium:
 	@test -x /usr/bin/chromium || { \
@@ -64,4 +72,4 @@ chromium:
 	  else echo "not root: install chromium yourself (apt-get install chromium) or browser tests skip"; fi; }
 
 clean:
-	rm -rf $(VENV) $(VENV_EXT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_EXT) $(VENV_FORGE) .pytest_cache .ruff_cache

@@ -150,7 +150,9 @@ def test_failed_generation_shows_a_readable_message(page, backend: Stack) -> Non
 
 
 def test_interrupt_cancels_the_running_job(page, backend: Stack) -> None:  # type: ignore[no-untyped-def]
-    backend.configure_container(delay_s=4.0, fail_status=None)
+    # long enough that a loaded machine still sees "Sampling" and cancels before the job ends; the
+    # cancel cuts it short, and the next test's configure_container ends the fake's wait anyway
+    backend.configure_container(delay_s=12.0, fail_status=None)
     page.fill("#sdcloud_prompt textarea", "to be interrupted")
     page.click("#sdcloud_generate")
     _follow_status(page, "Sampling")
@@ -181,7 +183,8 @@ def test_jobs_tab_reopens_a_finished_job_and_offers_its_files(page, backend: Sta
     page.click("#sdcloud_tabs button:has-text('Jobs')")
     page.click("#sdcloud_jobs_refresh")
     table = page.locator("#sdcloud_jobs_table")
-    table.get_by_text(job.id, exact=True).first.click()  # selecting the row opens the job
+    # gradio draws a hidden sizing copy of the table first: the clickable cell is the last match
+    table.get_by_text(job.id, exact=True).last.click()  # selecting the row opens the job
     page.wait_for_selector("#sdcloud_jobs_gallery img")
     page.wait_for_function(
         "() => document.querySelector('#sdcloud_jobs_infotext textarea')?.value.includes('Steps: 4')"
