@@ -88,3 +88,20 @@ def test_same_fields_and_defaults_on_both_sides(task):
     engine_fields = {name: spec.default for name, spec in fields_for(task).items()}
     middleware_fields = middleware_rules.defaults(task)
     assert engine_fields == middleware_fields
+
+
+def test_the_ui_offers_what_the_engine_runs():
+    from inference_container.engine.request import SUPPORTED_HR_UPSCALERS
+    from sdcloud import limits as ui_limits
+    from sdcloud import samplers as ui_samplers
+
+    assert list(ui_samplers.SAMPLERS) == list(engine_samplers.supported_samplers())
+    assert set(ui_samplers.HIRES_UPSCALERS) == set(SUPPORTED_HR_UPSCALERS)
+    assert {name for _label, name in ui_samplers.SCHEDULERS} == {
+        name for name, _label, _aliases in middleware_rules.SCHEDULERS
+    }
+    assert (ui_limits.MIN_SIDE, ui_limits.MAX_SIDE, ui_limits.MAX_PIXELS) == (
+        DEFAULT_LIMITS.min_side, DEFAULT_LIMITS.max_side, DEFAULT_LIMITS.max_pixels)
+    assert ui_limits.STEPS == (DEFAULT_LIMITS.min_steps, DEFAULT_LIMITS.max_steps)
+    assert ui_limits.BATCH_SIZE == (1, DEFAULT_LIMITS.max_batch_size)
+    assert ui_limits.N_ITER == (1, DEFAULT_LIMITS.max_n_iter)
