@@ -11,7 +11,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 .PHONY: demo test test-fast test-backend test-extension test-gpu lint bench envs chromium clean
 
 ## demo: build what it needs, then run the local stack (container + middleware + UI) on loopback
-demo: envs
+demo: $(VENV)/.stamp $(VENV_EXT)/.stamp
 	$(VENV)/bin/python tools/demo.py --data-dir "$(DATA)" $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 ## test: build what it needs, then run the whole suite: the backend env, then the extension side
