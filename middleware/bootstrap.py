@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from middleware.adapters.compute_router import ComputeRouter
 from middleware.adapters.folder_models import FolderModelCatalog
 from middleware.adapters.fs_blobs import FolderBlobStore, load_or_create_secret
 from middleware.adapters.inprocess_notifier import InProcessNotifier
@@ -68,7 +69,7 @@ class LocalRuntime:
     db: SqliteDatabase
     users: SqliteUserStore
     jobs: SqliteJobStore
-    compute: LocalCompute
+    compute: ComputeRouter
     sweeper: JobSweeper
     catalog: FolderModelCatalog
     _background: list[_Periodic] = field(default_factory=list)
@@ -77,7 +78,9 @@ class LocalRuntime:
     def start(self) -> None:
         """Start workers, recover jobs left by a previous run, start the sweeper."""
         self.compute.start()
-        self.recovery = recover_jobs(self.jobs, self.services.events, self.compute)
+        self.recovery = recover_jobs(
+            self.jobs, self.services.events, self.compute, endpoint_names=self.compute.names
+        )
         sweeper = _Periodic("sdcloud-sweeper", self.settings.sweep_interval_s, self.sweeper.sweep_once)
         sweeper.start()
         self._background.append(sweeper)
@@ -99,6 +102,8 @@ class LocalRuntime:
 
 
 def build_local(settings: Settings) -> LocalRuntime:
+    # Parsed first: a bad container setting is reported before anything is created on disk.
+    container_endpoints = settings.container_endpoints
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     settings.resolved_models_dir.mkdir(parents=True, exist_ok=True)
@@ -109,23 +114,30 @@ def build_local(settings: Settings) -> LocalRuntime:
     catalog = FolderModelCatalog(settings.resolved_models_dir, db)
     notifier = InProcessNotifier()
     events = JobEventHandler(jobs, blobs, notifier, heartbeat_interval_s=settings.heartbeat_interval_s)
-    compute = LocalCompute(
-        settings.container_url,
-        blobs,
-        events,
-        endpoint_name=settings.endpoint_name,
-        workers=settings.compute_workers,
-        poll_interval_s=settings.progress_poll_s,
-        connect_retries=settings.connect_retries,
-        retry_backoff_s=settings.retry_backoff_s,
-        request_timeout_s=settings.request_timeout_s,
-        busy_retry_s=settings.busy_retry_s,
+    # One LocalCompute, with its own workers, per configured container; the router picks by name.
+    compute = ComputeRouter(
+        [
+            (
+                endpoint.name,
+                LocalCompute(
+                    endpoint.url,
+                    blobs,
+                    events,
+                    endpoint_name=endpoint.name,
+                    workers=settings.compute_workers,
+                    poll_interval_s=settings.progress_poll_s,
+                    connect_retries=settings.connect_retries,
+                    retry_backoff_s=settings.retry_backoff_s,
+                    request_timeout_s=settings.request_timeout_s,
+                    busy_retry_s=settings.busy_retry_s,
+                ),
+            )
+            for endpoint in container_endpoints
+        ]
     )
     services = Services(
         auth=AuthService(users, users),
-        inferences=InferenceService(
-            jobs, catalog, compute, notifier, events, endpoint_names=(settings.endpoint_name,)
-        ),
+        inferences=InferenceService(jobs, catalog, compute, notifier, events, endpoint_names=compute.names),
         events=events,
         catalog=CatalogService(catalog, compute),
         blobs=BlobAccess(blobs, settings.signed_url_ttl_s),

@@ -150,8 +150,11 @@ class JobEvents(Protocol):
 
 @runtime_checkable
 class Compute(Protocol):
-    def submit(self, document: dict[str, Any]) -> None:
-        """Start the job document (DESIGN §4) without waiting for it."""
+    def submit(self, document: dict[str, Any], endpoint: str | None = None) -> None:
+        """Start the job document (DESIGN §4) on the named endpoint without waiting for it; None
+        means the default (first configured) endpoint. The name travels beside the document, as
+        SageMaker's EndpointName does, so the container receives the document unchanged. Raises
+        ValueError for an endpoint this compute does not have."""
 
     def cancel(self, job_id: str) -> None:
         """Stop waiting for the job if it is running or queued here; harmless when unknown."""

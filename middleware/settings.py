@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from middleware.container_endpoints import ContainerEndpoint, parse_container_endpoints
 from middleware.domain.generation_rules import MAX_BODY_BYTES
+
+# Settings that also have a command-line flag (middleware/entrypoints/local.py).
+_FLAGS = ("host", "port", "data_dir", "models_dir", "container_url", "public_base_url")
 
 
 class Settings(BaseSettings):
@@ -18,9 +22,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Path("data")
     models_dir: Path | None = Field(None, description="checkpoints folder; default <data-dir>/models")
-    container_url: str = "http://127.0.0.1:8080"
+    container_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="one container URL (endpoint 'local'), or name=url,name=url,... for several",
+    )
     public_base_url: str | None = Field(None, description="base of signed URLs; default: the request's")
-    endpoint_name: str = "local"
+    endpoint_name: str = Field("local", description="the endpoint's name when container_url is one URL")
 
     max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
     signed_url_ttl_s: int = Field(3600, gt=0)
@@ -38,6 +45,17 @@ class Settings(BaseSettings):
     log_level: str = "info"
     access_log: bool = False
 
+    @model_validator(mode="after")
+    def _container_url_parses(self) -> Settings:
+        # After the fields: a single URL takes its name from endpoint_name.
+        parse_container_endpoints(self.container_url, self.endpoint_name)
+        return self
+
+    @property
+    def container_endpoints(self) -> tuple[ContainerEndpoint, ...]:
+        """The configured inference containers, in order; the first is the default endpoint."""
+        return parse_container_endpoints(self.container_url, self.endpoint_name)
+
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir if self.models_dir is not None else self.data_dir / "models"
@@ -45,3 +63,24 @@ class Settings(BaseSettings):
     @property
     def admin_key_file(self) -> Path:
         return self.data_dir / "admin-api-key"
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line that names each bad setting the way the operator gave it, and what is wrong."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "value_error":
+            # Our own validators already name the setting and say what to fix.
+            problems.append(message.removeprefix("Value error, "))
+            continue
+        loc = [str(part) for part in error.get("loc", ()) if isinstance(part, str)]
+        field = loc[0] if loc else ""
+        where = f"SDCLOUD_{field.upper()}" if field else "settings"
+        if field in _FLAGS:
+            where = f"--{field.replace('_', '-')} / {where}"
+        shown = repr(error.get("input"))
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        problems.append(f"{where}: {message} (got {shown})")
+    return "; ".join(problems) or "invalid settings"

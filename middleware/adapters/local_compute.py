@@ -89,7 +89,10 @@ class LocalCompute:
 
     # -- Compute port ----------------------------------------------------------------------------
 
-    def submit(self, document: dict[str, Any]) -> None:
+    def submit(self, document: dict[str, Any], endpoint: str | None = None) -> None:
+        if endpoint is not None and endpoint != self._endpoint_name:
+            # A wiring mistake, caught before a job runs on a container nobody chose.
+            raise ValueError(f"endpoint {endpoint!r} is not served here (this is {self._endpoint_name!r})")
         self._queue.put(document)
 
     def cancel(self, job_id: str) -> None:
@@ -139,7 +142,9 @@ class LocalCompute:
 
     def start(self) -> None:
         for i in range(self._workers):
-            thread = threading.Thread(target=self._worker, name=f"sdcloud-compute-{i}", daemon=True)
+            thread = threading.Thread(
+                target=self._worker, name=f"sdcloud-compute-{self._endpoint_name}-{i}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 

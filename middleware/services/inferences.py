@@ -52,7 +52,7 @@ class InferenceService:
         self._compute = compute
         self._notifier = notifier
         self._events = events
-        self._endpoints = endpoint_names
+        self._endpoints = tuple(endpoint_names)
         self._clock = clock_us
 
     # -- submit ------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class InferenceService:
         if not created:
             return self._replay(stored, fingerprint), False
         try:
-            self._compute.submit(stored.document())
+            self._compute.submit(stored.document(), endpoint=stored.endpoint)
         except Exception as exc:  # noqa: BLE001 - the job must not stay queued forever
             log.exception("job %s: compute refused the submission", stored.id)
             failed = self._events.fail(

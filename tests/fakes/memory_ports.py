@@ -197,24 +197,47 @@ class MemoryBlobStore:
 
 
 class FakeCompute:
-    """Records what the services ask of compute; ``fail_submit`` makes submit raise."""
+    """Records what the services ask of compute; ``fail_submit`` makes submit raise.
 
-    def __init__(self, endpoint_state: str = "InService") -> None:
+    ``name`` is the one endpoint it serves: a submit naming another endpoint is refused, as the
+    real adapter refuses it. ``submitted_to`` holds the endpoint each submit named (None: default).
+    """
+
+    def __init__(self, endpoint_state: str = "InService", name: str = "local") -> None:
+        self.name = name
         self.submitted: list[dict[str, Any]] = []
+        self.submitted_to: list[str | None] = []
         self.cancelled: list[str] = []
         self.fail_submit: Exception | None = None
+        self.fail_endpoints: Exception | None = None
         self.endpoint_state = endpoint_state
+        self.running = False
+        self.starts = 0
+        self.stops = 0
 
-    def submit(self, document: dict[str, Any]) -> None:
+    def submit(self, document: dict[str, Any], endpoint: str | None = None) -> None:
         if self.fail_submit is not None:
             raise self.fail_submit
+        if endpoint is not None and endpoint != self.name:
+            raise ValueError(f"endpoint {endpoint!r} is not served here (this is {self.name!r})")
         self.submitted.append(document)
+        self.submitted_to.append(endpoint)
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
 
     def endpoints(self) -> list[EndpointState]:
-        return [EndpointState("local", "local", self.endpoint_state, "fake")]
+        if self.fail_endpoints is not None:
+            raise self.fail_endpoints
+        return [EndpointState(self.name, "local", self.endpoint_state, "fake")]
+
+    def start(self) -> None:
+        self.running = True
+        self.starts += 1
+
+    def stop(self) -> None:
+        self.running = False
+        self.stops += 1
 
 
 class MemoryCatalog:
