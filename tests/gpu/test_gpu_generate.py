@@ -37,38 +37,12 @@ def full_size_model(tmp_path_factory):
 
 
 def _request(ref, **overrides):
-    from inference_container.engine.types import GenerationRequest, SamplerSpec
+    from tests.support.generation import DPMPP_2M_KARRAS, make_request
 
-    fields = dict(
-        job_id="gpu",
-        task="txt2img",
-        prompt="a photo of a cat, (masterpiece:1.2)",
-        negative_prompt="blurry",
-        width=512,
-        height=512,
-        steps=20,
-        cfg_scale=7.0,
-        sampler=SamplerSpec(
-            "DPM++ 2M",
-            "karras",
-            "Karras",
-            "DPMSolverMultistepScheduler",
-            {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
-        ),
-        seed=42,
-        subseed=1,
-        subseed_strength=0.0,
-        seed_resize_from_w=0,
-        seed_resize_from_h=0,
-        batch_size=2,
-        n_iter=1,
-        clip_skip=1,
-        eta=None,
-        denoising_strength=None,
-        checkpoint=ref,
-    )
+    fields = dict(job_id="gpu", prompt="a photo of a cat, (masterpiece:1.2)", width=512, height=512, steps=20,
+                  sampler=DPMPP_2M_KARRAS, seed=42, subseed=1, batch_size=2)
     fields.update(overrides)
-    return GenerationRequest(**fields)
+    return make_request(ref, **fields)
 
 
 def test_fp16_generation_at_512(full_size_model):

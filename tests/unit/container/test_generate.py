@@ -7,44 +7,14 @@ from inference_container.engine import generate as gen
 from inference_container.engine.samplers_apply import make_scheduler
 from inference_container.engine.types import GenerationRequest, HiresFix, SamplerSpec
 from inference_container.errors import InvalidRequest, OutOfMemory, UnsupportedFeature
+from tests.support.generation import DPMPP_2M_KARRAS, make_request
 
-EULER = SamplerSpec("Euler", "automatic", "Automatic", "EulerDiscreteScheduler")
 EULER_A = SamplerSpec("Euler a", "automatic", "Automatic", "EulerAncestralDiscreteScheduler", uses_ensd=True)
-DPMPP_2M_KARRAS = SamplerSpec(
-    "DPM++ 2M",
-    "karras",
-    "Karras",
-    "DPMSolverMultistepScheduler",
-    {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
-)
 DDIM = SamplerSpec("DDIM", "automatic", "Automatic", "DDIMScheduler")
 
 
 def _request(tiny_ref, **overrides) -> GenerationRequest:
-    fields = dict(
-        job_id="job-1",
-        task="txt2img",
-        prompt="a photo of a cat",
-        negative_prompt="blurry",
-        width=64,
-        height=64,
-        steps=4,
-        cfg_scale=7.0,
-        sampler=EULER,
-        seed=1234,
-        subseed=99,
-        subseed_strength=0.0,
-        seed_resize_from_w=0,
-        seed_resize_from_h=0,
-        batch_size=1,
-        n_iter=1,
-        clip_skip=1,
-        eta=None,
-        denoising_strength=None,
-        checkpoint=tiny_ref,
-    )
-    fields.update(overrides)
-    return GenerationRequest(**fields)
+    return make_request(tiny_ref, **overrides)
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
