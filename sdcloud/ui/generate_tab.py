@@ -24,7 +24,13 @@ from ..samplers import (
     SCHEDULE_LABELS,
 )
 from . import compat
-from .generation import DEFAULT_GENERATION_TIMEOUT_S, GenerateOutputs, cancel_generation, run_generation
+from .generation import (
+    DEFAULT_GENERATION_TIMEOUT_S,
+    GenerateOutputs,
+    cancel_generation,
+    cancelling_status,
+    run_generation,
+)
 from .messages import error_html, status_html
 
 RANDOM_SEED = "\U0001f3b2\ufe0f"  # 🎲️ as in A1111
@@ -279,10 +285,14 @@ def build_generate_tab(
     )
 
     def on_cancel(job_id):
-        return cancel_generation(get_client, job_id)
+        outcome, problem = cancel_generation(get_client, job_id)
+        return problem if outcome == "failed" else compat.no_change()
 
-    # the server-side cancel ends the job; the running generation then reports it and stops
-    cancel_button.click(on_cancel, inputs=[job_state], outputs=[status], queue=False)
+    # Say "Cancelling…" first, then cancel: the server-side cancel ends the job and the running
+    # generation reports "Cancelled" itself, which must not be overwritten by this handler.
+    cancel_button.click(cancelling_status, inputs=[job_state], outputs=[status], queue=False).then(
+        on_cancel, inputs=[job_state], outputs=[status], queue=False
+    )
 
     def on_select(texts, seeds, evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else 0

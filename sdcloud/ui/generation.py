@@ -308,14 +308,27 @@ def run_generation(
         yield GenerateOutputs(error_html(exc), job_id=job_id)
 
 
-def cancel_generation(get_client: Callable[[], SDCloudClient], job_id: str | None) -> str:
-    """Ask the server to cancel; the running generation then reports "Cancelled" itself."""
+def cancelling_status(job_id: str | None) -> str:
+    """What the status line says the moment Interrupt is pressed, before the request goes out."""
     if not job_id:
         return status_html("Nothing to cancel", "idle")
+    return status_html(f"Cancelling job {job_id}…", "running", "cancelling")
+
+
+def cancel_generation(get_client: Callable[[], SDCloudClient], job_id: str | None) -> tuple[str, str | None]:
+    """Ask the server to cancel ``job_id``: ("requested" | "finished" | "failed", error HTML).
+
+    "finished" means the job had already ended (409). Callers with a running generation show
+    nothing on success: the generation reports "Cancelled" itself, and the status line was set
+    before the request (``cancelling_status``), because once the server has cancelled, the
+    generation's own "Cancelled" may reach the page first and must not be overwritten.
+    """
+    if not job_id:
+        return "failed", status_html("Nothing to cancel", "idle")
     try:
         get_client().cancel_inference(job_id)
     except Conflict:
-        return status_html(f"Job {job_id} had already finished", "idle")
+        return "finished", None
     except Exception as exc:
-        return error_html(exc)
-    return status_html(f"Cancelling job {job_id}…", "running", "cancelling")
+        return "failed", error_html(exc)
+    return "requested", None

@@ -145,7 +145,13 @@ def build_jobs_tab(
     download.click(on_download, inputs=[opened_state], outputs=[files, status])
 
     def on_cancel(value):
-        return cancel_generation(get_client, (value or "").strip() or None)
+        job = (value or "").strip() or None
+        outcome, problem = cancel_generation(get_client, job)
+        if outcome == "finished":
+            return status_html(f"Job {job} had already finished", "idle")
+        if outcome == "requested":
+            return status_html(f"Cancelled job {job}", "cancelled")
+        return problem
 
     cancel_button.click(on_cancel, inputs=[job_id], outputs=[status])
 

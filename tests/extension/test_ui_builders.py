@@ -24,7 +24,14 @@ from sdcloud.settings import ClientProvider, Settings, SettingsStore  # noqa: E4
 from sdcloud.ui import build_generate_tab, build_jobs_tab, build_settings_tab  # noqa: E402
 from sdcloud.ui.connection import KEY_SAVED, check_connection, save_connection  # noqa: E402
 from sdcloud.ui.generate_tab import refresh_choices  # noqa: E402
-from sdcloud.ui.generation import GenerateForm, InvalidInput, build_payload, run_generation  # noqa: E402
+from sdcloud.ui.generation import (  # noqa: E402
+    GenerateForm,
+    InvalidInput,
+    build_payload,
+    cancel_generation,
+    cancelling_status,
+    run_generation,
+)
 from sdcloud.ui.history import job_id_at, open_job, show_history  # noqa: E402
 from sdcloud.ui.standalone import build_standalone  # noqa: E402
 from tests.extension.conftest import API_KEY  # noqa: E402
@@ -156,6 +163,24 @@ def test_cancelled_job_says_so(tmp_path: Path) -> None:
     )
 
     assert "Cancelled" in outputs[-1].status and 'data-state="cancelled"' in outputs[-1].status
+
+
+def test_interrupt_says_cancelling_before_asking_and_leaves_the_outcome_to_the_generation() -> None:
+    running = [Job.from_json(job_json("job-4", "running", 2))]
+    finished = [Job.from_json(job_json("job-5", "succeeded", 3))]
+    client = FakeClient([running, finished])
+    client.submit_inference("txt2img", {"prompt": "x"}, "m")
+    client.submit_inference("txt2img", {"prompt": "y"}, "m")
+
+    assert "Cancelling job job-4" in cancelling_status("job-4")
+    assert "Nothing to cancel" in cancelling_status(None)
+    # success and "already finished" show nothing: the running generation reports the outcome, and a
+    # status written after the request could overwrite its "Cancelled" / "Done"
+    assert cancel_generation(lambda: client, "job-4") == ("requested", None)
+    assert cancel_generation(lambda: client, "job-5") == ("finished", None)
+    assert client.cancelled == ["job-4"]
+    outcome, problem = cancel_generation(lambda: client, None)
+    assert outcome == "failed" and "Nothing to cancel" in problem
 
 
 @pytest.mark.parametrize(
