@@ -45,6 +45,24 @@ SCHEDULE_LABELS: tuple[str, ...] = tuple(label for label, _ in SCHEDULERS)
 _NAME_BY_LABEL = {label: name for label, name in SCHEDULERS}
 _NAMES = {name for _, name in SCHEDULERS}
 
+# The schedule types the cloud engine can run with each sampler (diffusers has no karras /
+# exponential / beta sigmas for ancestral Euler or the timestep samplers). The UI offers only
+# these, so an artist never picks a pair the middleware would refuse; a cross test holds this
+# table equal to the engine's and the middleware's.
+_SPACINGS = ("automatic", "uniform", "sgm_uniform", "simple", "normal", "ddim")
+_ALL_SCHEDULES = ("automatic", "uniform", "karras", "exponential", "polyexponential", "sgm_uniform",
+                  "simple", "normal", "ddim", "beta")
+SAMPLER_SCHEDULES: dict[str, tuple[str, ...]] = {
+    name: (_SPACINGS if name in ("Euler a", "DDIM", "PLMS", "LCM") else _ALL_SCHEDULES) for name in SAMPLERS
+}
+
+
+def schedule_labels_for(sampler: str) -> list[str]:
+    """The schedule-type labels to offer with ``sampler``, in the WebUI's order."""
+    allowed = SAMPLER_SCHEDULES.get(sampler, ("automatic",))
+    return [label for label, name in SCHEDULERS if name in allowed]
+
+
 # A1111's hires-fix upscalers that need no extra model files; the latent ones upscale in latent space.
 HIRES_UPSCALERS: tuple[str, ...] = (
     "Latent",

@@ -21,7 +21,7 @@ from ..samplers import (
     DEFAULT_SCHEDULE_LABEL,
     HIRES_UPSCALERS,
     SAMPLERS,
-    SCHEDULE_LABELS,
+    schedule_labels_for,
 )
 from . import compat
 from .generation import (
@@ -167,7 +167,7 @@ def build_generate_tab(
                     list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampling method", elem_id=eid("sampler")
                 )
                 schedule_type = gr.Dropdown(
-                    list(SCHEDULE_LABELS),
+                    schedule_labels_for(DEFAULT_SAMPLER),
                     value=DEFAULT_SCHEDULE_LABEL,
                     label="Schedule type",
                     elem_id=eid("scheduler"),
@@ -307,6 +307,13 @@ def build_generate_tab(
         return compat.update(visible=is_img2img), compat.update(visible=not is_img2img)
 
     task.change(on_task, inputs=[task], outputs=[img2img_group, hires_group], queue=False)
+
+    def on_sampler(sampler, schedule):
+        labels = schedule_labels_for(sampler)
+        return compat.update(choices=labels, value=schedule if schedule in labels else DEFAULT_SCHEDULE_LABEL)
+
+    # offer only the schedule types the engine can run with this sampler
+    sampler_name.change(on_sampler, inputs=[sampler_name, schedule_type], outputs=[schedule_type], queue=False)
 
     random_seed.click(lambda: -1, inputs=None, outputs=[seed], queue=False)
 

@@ -96,6 +96,9 @@ def test_the_ui_offers_what_the_engine_runs():
     from sdcloud import samplers as ui_samplers
 
     assert list(ui_samplers.SAMPLERS) == list(engine_samplers.supported_samplers())
+    assert {name: set(allowed) for name, allowed in ui_samplers.SAMPLER_SCHEDULES.items()} == {
+        name: set(allowed) for name, allowed in engine_samplers.supported_samplers().items()
+    }
     assert set(ui_samplers.HIRES_UPSCALERS) == set(SUPPORTED_HR_UPSCALERS)
     assert {name for _label, name in ui_samplers.SCHEDULERS} == {
         name for name, _label, _aliases in middleware_rules.SCHEDULERS

@@ -441,3 +441,13 @@ def test_progress_line_wording() -> None:
     assert field_label("payload.hr_scale") == "Upscale by (payload.hr_scale)"
     assert field_label("payload.init_images.0") == "Init image (payload.init_images.0)"
     assert field_label("alwayson_scripts.x") == "alwayson_scripts.x"
+
+
+def test_schedule_types_offered_follow_the_sampler() -> None:
+    from sdcloud.samplers import schedule_labels_for
+
+    assert schedule_labels_for("DPM++ 2M")[:3] == ["Automatic", "Uniform", "Karras"]
+    assert "Karras" not in schedule_labels_for("Euler a")
+    assert "Karras" not in schedule_labels_for("DDIM")
+    assert "KL Optimal" not in schedule_labels_for("Euler")  # the engine has no diffusers equivalent
+    assert all(schedule_labels_for(name)[0] == "Automatic" for name in SAMPLERS)
