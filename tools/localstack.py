@@ -46,13 +46,18 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
 
 @dataclass
 class Service:
-    """One child process with its own log file, started in its own process group."""
+    """One child process with its own log file, started in its own process group.
+
+    It is ready when ``health_url`` answers 200, or, for a process with no health route, when
+    ``ready_line`` appears in its output.
+    """
 
     name: str
     command: list[str]
-    health_url: str
+    health_url: str | None
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    ready_line: str | None = None
     process: subprocess.Popen | None = None
 
     def start(self) -> Service:
@@ -65,25 +70,41 @@ class Service:
         log.close()
         return self
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> Service:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}; log:\n{self.log_tail()}")
-            if http_status(self.health_url) == 200:
-                return
+            if self.ready_line is not None and self.ready_line in self.output:
+                return self
+            if self.health_url is not None and http_status(self.health_url) == 200:
+                return self
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s; log:\n{self.log_tail()}")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
+    @property
+    def output(self) -> str:
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Signal the process group and wait; SIGKILL if it does not go. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+        return self.process.returncode
 
     def kill(self) -> None:
         """kill -9, as a crash would."""
@@ -92,10 +113,7 @@ class Service:
             self.process.wait(10)
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return "\n".join(self.output.splitlines()[-lines:]) or "(no log)"
 
 
 def make_tiny_checkpoint(path: Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.extension.conftest import API_KEY
-from tests.extension.support.processes import Process, free_port
+from tools.localstack import Service, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_app_serves_and_stops_cleanly(tmp_path: Path, refused_url: str, sig: int
         "SDCLOUD_API_URL": refused_url,
     }
     settings = tmp_path / "ui-settings.json"
-    process = Process(
+    process = Service(
         "ui",
         [
             sys.executable,
@@ -41,9 +41,11 @@ def test_app_serves_and_stops_cleanly(tmp_path: Path, refused_url: str, sig: int
             "--settings-file",
             str(settings),
         ],
-        ready="SD Cloud UI on http://",
+        None,
+        tmp_path / "ui.log",
         env=env,
-    ).start()
+        ready_line="SD Cloud UI on http://",
+    ).start().wait_ready(60)
     try:
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
         config = requests.get(f"http://127.0.0.1:{port}/config", timeout=10)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from sdcloud.client import SDCloudClient
-from tests.extension.support.processes import Process, free_port
 from tests.extension.support.stack import CHECKPOINT, Stack
+from tools.localstack import Service, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,8 +29,8 @@ def ui_python() -> str:
     return os.environ.get("SDCLOUD_UI_PYTHON") or sys.executable
 
 
-def _ui_process(backend: Stack, workdir: Path, port: int) -> Process:
-    return Process(
+def _ui_process(backend: Stack, workdir: Path, port: int) -> Service:
+    return Service(
         "ui",
         [
             ui_python(),
@@ -49,15 +49,17 @@ def _ui_process(backend: Stack, workdir: Path, port: int) -> Process:
             "--outputs-dir",
             str(workdir / "outputs"),
         ],
-        ready="SD Cloud UI on http://",
-        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+        None,
+        workdir / "ui.log",
+        env={"GRADIO_ANALYTICS_ENABLED": "False"},
+        ready_line="SD Cloud UI on http://",
     )
 
 
 @pytest.fixture(scope="module")
 def ui(backend: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    process = _ui_process(backend, tmp_path_factory.mktemp("ui"), port).start()
+    process = _ui_process(backend, tmp_path_factory.mktemp("ui"), port).start().wait_ready(60)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -184,7 +186,7 @@ def test_ui_exits_on_sigterm_after_a_browser_left_mid_generation(
 ) -> None:  # type: ignore[no-untyped-def]
     backend.configure_container(delay_s=1.5, fail_status=None)
     port = free_port()
-    process = _ui_process(backend, tmp_path, port).start()
+    process = _ui_process(backend, tmp_path, port).start().wait_ready(60)
     try:
         context = browser.new_context()
         page = context.new_page()
