@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from inference_container.engine.memory import is_out_of_memory, release_device_memory
 from inference_container.engine.types import Progress
 from inference_container.errors import EngineError, InvalidRequest, NotReady, OutOfMemory, PayloadTooLarge
 from inference_container.progress import ProgressBoard
@@ -102,8 +103,8 @@ def _job_runner(engine: Any, validated: Any, board: ProgressBoard) -> Callable[[
             return result
         except BaseException as exc:
             board.report(Progress(validated.job_id, "failed"))
-            if _is_out_of_memory(exc):
-                _release_gpu_memory()
+            if not isinstance(exc, OutOfMemory) and is_out_of_memory(exc):  # e.g. while loading a model
+                release_device_memory()
                 raise OutOfMemory(
                     "the GPU ran out of memory for this job; lower width/height, batch_size or the "
                     "hires-fix scale and retry"
@@ -111,22 +112,6 @@ def _job_runner(engine: Any, validated: Any, board: ProgressBoard) -> Callable[[
             raise
 
     return run
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, OutOfMemory):
-        return False  # already the friendly form
-    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
-
-
-def _release_gpu_memory() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # best effort: the error reply matters more than the cleanup
-        log.warning("could not release GPU memory after an out-of-memory error")
 
 
 async def _read_json(request: Request, limit: int) -> Any:

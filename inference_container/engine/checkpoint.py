@@ -11,7 +11,6 @@ next job with the same model starts sampling at once.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from inference_container.engine.memory import is_out_of_memory, release_device_memory
 from inference_container.engine.tokenizer import copy_tokenizer_into
 from inference_container.engine.types import ModelRef
 from inference_container.errors import (
@@ -368,7 +368,7 @@ class PipelineLoader:
     def evict_all(self) -> None:
         with self._lock:
             self._cache.clear()
-        _free_memory()
+        release_device_memory()
 
     def _lookup(self, key: tuple[str, str | None]) -> LoadedModel | None:
         with self._lock:
@@ -384,7 +384,7 @@ class PipelineLoader:
                 self._cache.popitem(last=False)
                 evicted = True
         if evicted:
-            _free_memory()
+            release_device_memory()
 
     def _build(self, path: Path, ref: ModelRef, vae_path: Path | None, vae_key: str | None) -> LoadedModel:
         import torch
@@ -409,11 +409,11 @@ class PipelineLoader:
         pipe.set_progress_bar_config(disable=True)
         try:
             pipe.to(self.device)
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if "out of memory" not in str(exc).lower():
+        except Exception as exc:
+            if not is_out_of_memory(exc):
                 raise
             del pipe
-            _free_memory()
+            release_device_memory()
             raise OutOfMemory(
                 f"not enough {self.device.type.upper()} memory to load {ref.name}; "
                 "free memory (fewer cached models) or use a larger instance"
@@ -506,14 +506,3 @@ def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
     return f"{type(exc).__name__}: {first[:300]}" if first else type(exc).__name__
-
-
-def _free_memory() -> None:
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass

@@ -24,6 +24,7 @@ from diffusers import (
 from PIL import Image
 
 from inference_container.engine.checkpoint import LoadedModel
+from inference_container.engine.memory import is_out_of_memory, release_device_memory
 from inference_container.engine.noise import ImageNoise, image_noise
 from inference_container.engine.samplers_apply import make_scheduler
 from inference_container.engine.seeds import batch_seeds
@@ -83,9 +84,9 @@ def generate(
         with torch.no_grad():
             return _Job(model, request, on_progress).run()
     except Exception as exc:
-        if not _is_out_of_memory(exc):
+        if not is_out_of_memory(exc):
             raise
-        _release_device_memory()
+        release_device_memory()
         size = f"{request.width}x{request.height}"
         if request.hires:
             size += f" (hires fix to {request.hires.target_width}x{request.hires.target_height})"
@@ -503,25 +504,3 @@ def resize_image(mode: int, image: Image.Image, width: int, height: int) -> Imag
                 )
         return out
     raise InvalidRequest(f"resize_mode must be 0, 1, 2 or 3 (got {mode})", field="payload.resize_mode")
-
-
-# --- errors ----------------------------------------------------------------------------------------
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    oom_types = tuple(
-        t
-        for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
-        if t
-    )
-    if oom_types and isinstance(exc, oom_types):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _release_device_memory() -> None:
-    import gc
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from inference_container.engine import generate as gen
+from inference_container.engine.memory import is_out_of_memory
 from inference_container.engine.samplers_apply import make_scheduler
 from inference_container.engine.types import GenerationRequest, HiresFix, SamplerSpec
 from inference_container.errors import InvalidRequest, OutOfMemory, UnsupportedFeature
@@ -305,9 +306,11 @@ def test_out_of_memory_becomes_a_clear_error(tiny_model, tiny_ref):
 
 
 def test_out_of_memory_detection():
-    assert gen._is_out_of_memory(RuntimeError("CUDA error: out of memory"))
-    assert not gen._is_out_of_memory(RuntimeError("shape mismatch"))
-    assert not gen._is_out_of_memory(ValueError("out of memory"))
+    assert is_out_of_memory(RuntimeError("CUDA error: out of memory"))
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("out of memory"))
 
 
 def test_cfg_below_one_still_blends_with_the_negative_prompt(tiny_model, tiny_ref):
