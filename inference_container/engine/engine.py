@@ -17,6 +17,7 @@ from inference_container.engine.infotext import build_info, build_infotext
 from inference_container.engine.png import encode_png
 from inference_container.engine.request import DEFAULT_LIMITS, Limits, parse_job
 from inference_container.engine.types import GenerationRequest, ModelRef, Progress, ProgressCallback
+from inference_container.errors import InvalidRequest
 from inference_container.outputs import OutputStore
 
 VERSION = "sdcloud-0.1.0"
@@ -35,8 +36,6 @@ class Engine:
         """Cheap checks done before a job may wait for the GPU (raises InvalidRequest & co.)."""
         request = parse_job(job, limits=self._limits, rng=self._rng)
         if request.output_prefix and self._output_store is None:
-            from inference_container.errors import InvalidRequest
-
             raise InvalidRequest(
                 "this container has no output store configured (SDCLOUD_OUTPUT_STORE); "
                 "omit output.prefix to get the images in the response",
@@ -62,10 +61,9 @@ class Engine:
         on_progress(Progress(request.job_id, "loading_model", 0, total_steps))
         model = self.load_model(request)
         images = generate(model, request, on_progress)  # torch is imported only when a job runs
-        rng_name = getattr(model, "rng_name", "GPU")
         infotexts = [
             build_infotext(request, index=i, seed=img.seed, subseed=img.subseed, prompt=img.prompt,
-                           negative_prompt=img.negative_prompt, rng=rng_name, version=VERSION)
+                           negative_prompt=img.negative_prompt, rng=model.rng_name, version=VERSION)
             for i, img in enumerate(images)
         ]
         pngs = [encode_png(img.image, text) for img, text in zip(images, infotexts, strict=True)]
