@@ -106,12 +106,6 @@ class Service:
                 self.process.wait(timeout)
         return self.process.returncode
 
-    def kill(self) -> None:
-        """kill -9, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.output.splitlines()[-lines:]) or "(no log)"
 
@@ -198,12 +192,6 @@ class LocalStack:
             self.stop()
             raise
         return self
-
-    def restart_middleware(self, *, crash: bool) -> None:
-        old = self.services["middleware"]
-        old.kill() if crash else old.stop()
-        self.services["middleware"] = self.middleware_service().start()
-        self.services["middleware"].wait_ready()
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
