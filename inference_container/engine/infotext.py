@@ -17,7 +17,14 @@ Decisions where the WebUI's output depends on its state rather than the request:
   ``VAE`` is the VAE's file name with its extension (``get_loaded_vae_name``).
 - ``Denoising strength`` appears for img2img and hires fix (where ``request`` decided the
   0.7 default when none was sent).
-- ``Version`` only when a version is given; ENSD never (only 0 is accepted).
+- ``Version`` only when a version is given; ``ENSD`` when eta_noise_seed_delta is set and the
+  sampler is one A1111 marks ``uses_ensd``.
+- Sampler parameters as the sampler calls record them (after ``Schedule type``): ``Beta schedule
+  alpha``/``beta`` whenever a k-diffusion pass uses the Beta schedule, ``Eta`` (``Eta DDIM`` for
+  DDIM) when the eta in use differs from the option default, ``Sigma churn``/``tmin``/``tmax``/
+  ``noise`` when set to other than their defaults for a sampler that uses them. (A1111 v1.10.1
+  itself records the s_* values only when they come from its settings, not from the payload; we
+  always record what was used, so the infotext reproduces the image.)
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .types import GeneratedImage, GenerationRequest
+from .sampling.catalog import BETA_DIST_ALPHA, BETA_DIST_BETA, KDIFFUSION
+from .types import GeneratedImage, GenerationRequest, SamplerSpec
 
 AUTOMATIC = "automatic"
 
@@ -91,7 +99,30 @@ def _extra_generation_params(
     schedule = _schedule_type(request)
     if request.sampler.scheduler != AUTOMATIC:
         extra["Schedule type"] = schedule
+    for spec in (request.sampler, hires.sampler if hires is not None else None):
+        if spec is not None:
+            for key, value in sampler_parameter_params(spec).items():
+                extra.setdefault(key, value)
     return extra
+
+
+def sampler_parameter_params(spec: SamplerSpec) -> dict[str, Any]:
+    """The infotext keys a pass with ``spec`` adds, in the order A1111's sampler adds them."""
+    params: dict[str, Any] = {}
+    if spec.kind == KDIFFUSION and spec.scheduler == "beta":
+        params["Beta schedule alpha"] = BETA_DIST_ALPHA
+        params["Beta schedule beta"] = BETA_DIST_BETA
+    if spec.eta is not None and spec.eta != spec.eta_default:
+        params["Eta DDIM" if spec.kind != KDIFFUSION else "Eta"] = spec.eta
+    if spec.s_churn != 0.0:
+        params["Sigma churn"] = spec.s_churn
+    if spec.s_tmin != 0.0:
+        params["Sigma tmin"] = spec.s_tmin
+    if spec.s_tmax != 0.0:
+        params["Sigma tmax"] = spec.s_tmax
+    if spec.s_noise != 1.0:
+        params["Sigma noise"] = spec.s_noise
+    return params
 
 
 def _hires_schedule_type(request: GenerationRequest) -> str | None:
@@ -135,6 +166,9 @@ def generation_params(
         "Seed resize from": f"{request.seed_resize_from_w}x{request.seed_resize_from_h}" if resized else None,
         "Denoising strength": extra.get("Denoising strength"),
         "Clip skip": request.clip_skip if request.clip_skip > 1 else None,
+        "ENSD": request.eta_noise_seed_delta
+        if request.eta_noise_seed_delta and request.sampler.uses_ensd
+        else None,
         "RNG": rng if rng != "GPU" else None,
     }
     params.update(extra)  # existing keys keep their place, as with the WebUI's dict literal

@@ -69,10 +69,13 @@ def image_noise(
     seed_resize_from_w: int = 0,
     seed_resize_from_h: int = 0,
     scale_factor: int = 8,
+    eta_noise_seed_delta: int = 0,
 ) -> ImageNoise:
     """Noise of ``shape`` = (channels, latent height, latent width) for each seed, as the WebUI draws it.
 
     ``seed_resize_from_*`` are in pixels (0 = off); ``scale_factor`` converts them to latent cells.
+    With ``eta_noise_seed_delta`` (A1111's ENSD) the generators the sampler keeps drawing from are
+    reseeded with seed + delta once the first noise is drawn, as ``ImageRNG.first`` does.
     """
     shape = tuple(int(s) for s in shape)
     if seed_resize_from_h > 0 and seed_resize_from_w > 0:
@@ -100,6 +103,8 @@ def image_noise(
         if noise_shape != shape:
             noise = _paste_centred(noise, torch.randn(shape, generator=generator, device=dev))
         images.append(noise)
+    if eta_noise_seed_delta:
+        generators = [create_generator(seed + int(eta_noise_seed_delta), device) for seed in seeds]
     return ImageNoise(noise=torch.stack(images), generators=generators, rng_name=rng_name(device))
 
 

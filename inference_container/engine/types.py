@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from PIL import Image
+
+from . import policy
 
 Task = Literal["txt2img", "img2img"]
 
@@ -32,13 +34,20 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """An A1111 sampler + schedule type resolved to a diffusers scheduler configuration."""
+    """An A1111 sampler + schedule type with its parameters resolved (``samplers.resolve_sampler``)."""
 
     name: str  # canonical A1111 sampler name, e.g. "DPM++ 2M" (goes into infotext "Sampler")
-    scheduler: str  # canonical A1111 scheduler name, e.g. "karras" / "automatic"
+    scheduler: str  # schedule type in effect, e.g. "karras"; "automatic" = k-diffusion's own (uniform)
     scheduler_label: str  # A1111 label, e.g. "Karras" (goes into infotext "Schedule type")
-    diffusers_class: str  # e.g. "DPMSolverMultistepScheduler"
-    config: dict[str, Any] = field(default_factory=dict)  # overrides on the model's scheduler config
+    kind: str = "kdiffusion"  # "kdiffusion" | "timesteps" | "lcm" (sampling.catalog)
+    # Parameters as the sampler uses them: eta None = the sampler takes none; s_tmax 0 = no bound.
+    eta: float | None = None
+    s_churn: float = 0.0
+    s_tmin: float = 0.0
+    s_tmax: float = 0.0
+    s_noise: float = 1.0
+    eta_default: float | None = None  # A1111's option default; "Eta"/"Eta DDIM" is written when eta differs
+    discard_penultimate_sigma: bool = False
     uses_ensd: bool = False  # A1111 writes ENSD for these samplers when eta_noise_seed_delta != 0
 
 
@@ -88,6 +97,7 @@ class GenerationRequest:
     resize_mode: int = 0
     hires: HiresFix | None = None
     output_prefix: str | None = None
+    eta_noise_seed_delta: int = 0  # A1111's ENSD: per-step noise generators reseeded with seed + ENSD
     # The payload with every A1111 default filled in, echoed back as ``parameters``.
     parameters: dict[str, Any] = field(default_factory=dict)
 
@@ -119,7 +129,7 @@ class Progress:
         }
 
 
-PHASES = ("idle", "queued", "loading_model", "sampling", "decoding", "uploading", "done", "failed")
+PHASES = policy.PHASES
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -132,3 +142,18 @@ class GeneratedImage:
     prompt: str
     negative_prompt: str
     infotext: str = ""
+
+
+class SamplingControl(Protocol):
+    """Asked once before each sampling step; ``iteration`` is the 0-based batch (n_iter) index."""
+
+    def poll(self, iteration: int) -> str: ...  # "continue" | "skip" | "interrupt"
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What ``generate`` made: every image sampled, whole or (skipped / interrupted) partial."""
+
+    images: list[GeneratedImage]
+    interrupted: bool = False
+    skipped_iterations: tuple[int, ...] = ()

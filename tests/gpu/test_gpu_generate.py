@@ -18,7 +18,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def full_size_model(tmp_path_factory):
-    from inference_container.engine.checkpoint import CONFIG_ROOT, PipelineLoader
+    from inference_container.engine.architectures import CONFIG_ROOT
+    from inference_container.engine.checkpoint import PipelineLoader
     from inference_container.engine.types import ModelRef
     from inference_container.tiny import write_random_checkpoint
 
@@ -52,11 +53,11 @@ def test_fp16_generation_at_512(full_size_model):
     assert model.device.type == "cuda" and model.dtype == torch.float16
     assert model.rng_name == "GPU"
     events = []
-    images = generate(model, _request(ref), events.append)
+    images = generate(model, _request(ref), events.append).images
     assert [img.image.size for img in images] == [(512, 512), (512, 512)]
     assert [img.seed for img in images] == [42, 43]
     assert max(e.step for e in events) == 20
-    again = generate(model, _request(ref), lambda p: None)
+    again = generate(model, _request(ref), lambda p: None).images
     first, second = (np.asarray(img.image, np.int16) for img in (images[0], again[0]))
     assert np.abs(first - second).max() <= 2  # same seed, same picture (GPU kernels may round differently)
 
@@ -67,5 +68,5 @@ def test_fp16_hires_fix_to_768(full_size_model):
 
     model, ref = full_size_model
     hires = HiresFix(768, 768, "Latent", 10, 0.5, 1.5, 0, 0, None, "", "")
-    images = generate(model, _request(ref, batch_size=1, hires=hires), lambda p: None)
+    images = generate(model, _request(ref, batch_size=1, hires=hires), lambda p: None).images
     assert images[0].image.size == (768, 768)

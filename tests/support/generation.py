@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from inference_container.engine.types import GenerationRequest, ModelRef, SamplerSpec
+from inference_container.engine.samplers import resolve_sampler
+from inference_container.engine.types import GenerationRequest, ModelRef
 
-EULER = SamplerSpec("Euler", "automatic", "Automatic", "EulerDiscreteScheduler")
-DPMPP_2M_KARRAS = SamplerSpec(
-    "DPM++ 2M",
-    "karras",
-    "Karras",
-    "DPMSolverMultistepScheduler",
-    {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
-)
+EULER = resolve_sampler("Euler", None)
+DPMPP_2M_KARRAS = resolve_sampler("DPM++ 2M", "karras")
 
 
 def make_request(checkpoint: ModelRef, **overrides: Any) -> GenerationRequest:

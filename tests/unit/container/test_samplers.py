@@ -1,37 +1,20 @@
-"""The sampler table against the WebUI manifest and against the installed diffusers."""
+"""The sampler catalog against the WebUI manifest, and request names resolved through it."""
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
-import diffusers
 import pytest
 
 from inference_container.engine import samplers
 from inference_container.engine.samplers import resolve_sampler, supported_samplers
+from inference_container.engine.sampling import catalog
 from inference_container.errors import InvalidRequest, UnsupportedFeature
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFEST = REPO / ".." / "shared" / "webui" / "a1111-v1.10.1.json"
-SD15_SCHEDULER_CONFIG = (
-    REPO / "inference_container" / "engine" / "configs" / "sd15" / "scheduler" / "scheduler_config.json"
-)
-
-# The scheduler config every SD 1.x checkpoint ships with (PNDM, scaled-linear betas).
-STANDARD_SD15_SCHEDULER = {
-    "_class_name": "PNDMScheduler",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-}
+UNSUPPORTED = ["DPM fast", "DPM adaptive", "Restart", "DDIM CFG++"]
 
 
 def _manifest() -> dict:
@@ -48,77 +31,67 @@ def _manifest_schedulers() -> list[dict]:
     return _manifest()["schedulers"] if MANIFEST.exists() else []
 
 
-def _base_config() -> dict:
-    if SD15_SCHEDULER_CONFIG.exists():
-        return json.loads(SD15_SCHEDULER_CONFIG.read_text())
-    return dict(STANDARD_SD15_SCHEDULER)
-
-
-def test_every_manifest_sampler_is_in_the_table_with_its_aliases_and_defaults() -> None:
+def test_every_manifest_sampler_is_in_the_catalog_with_its_options() -> None:
     listed = _manifest_samplers()
-    assert [s["name"] for s in listed] == [s.name for s in samplers.SAMPLERS]
+    assert [s["name"] for s in listed] == [s.name for s in catalog.SAMPLERS]
     for raw in listed:
         entry = samplers.sampler_entry(raw["name"])
         assert entry is not None
+        options = raw["options"]
         assert list(entry.aliases) == raw["aliases"]
         assert entry.default_scheduler == raw["default_scheduler"]
-        assert entry.uses_ensd == bool(raw["options"].get("uses_ensd", False))
-        assert (entry.diffusers_class is None) == bool(entry.unsupported_reason)
+        assert entry.uses_ensd == bool(options.get("uses_ensd", False))
+        assert entry.discard_penultimate_sigma == bool(options.get("discard_next_to_last_sigma", False))
+        assert entry.second_order == bool(options.get("second_order", False))
+        assert entry.supported != bool(entry.unsupported_reason)
+        assert entry.kind == {"k_diffusion": "kdiffusion", "timesteps": "timesteps", "lcm": "lcm"}[raw["family"]]
 
 
-def test_every_manifest_scheduler_is_in_the_table() -> None:
+def test_every_manifest_scheduler_is_in_the_catalog() -> None:
     listed = _manifest_schedulers()
     assert [(s["name"], s["label"], tuple(s["aliases"] or ())) for s in listed] == [
-        (s.name, s.label, s.aliases) for s in samplers.SCHEDULERS
+        (s.name, s.label, s.aliases) for s in catalog.SCHEDULERS
     ]
-    for sched in samplers.SCHEDULERS:
-        assert (sched.config is None) == bool(sched.unsupported_reason)
+    assert all(s.supported and not s.unsupported_reason for s in catalog.SCHEDULERS)
 
 
-def test_accepted_overrides_match_the_installed_diffusers_signatures() -> None:
-    keys = set().union(*samplers.ACCEPTED_OVERRIDES.values())
-    for class_name, accepted in samplers.ACCEPTED_OVERRIDES.items():
-        params = set(inspect.signature(getattr(diffusers, class_name).__init__).parameters)
-        assert params & keys == accepted, class_name
+def test_catalog_is_pure_data() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, inference_container.engine.sampling.catalog; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize(
-    ("name", "cls", "config"),
-    [
-        ("DPM++ 2M", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-        ("DPM++ SDE", "DPMSolverSDEScheduler", {}),
-        ("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
-        (
-            "DPM++ 2M SDE Heun",
-            "DPMSolverMultistepScheduler",
-            {"algorithm_type": "sde-dpmsolver++", "solver_type": "heun"},
-        ),
-        (
-            "DPM++ 3M SDE",
-            "DPMSolverMultistepScheduler",
-            {"algorithm_type": "sde-dpmsolver++", "solver_order": 3},
-        ),
-        ("Euler a", "EulerAncestralDiscreteScheduler", {}),
-        ("Euler", "EulerDiscreteScheduler", {}),
-        ("LMS", "LMSDiscreteScheduler", {}),
-        ("Heun", "HeunDiscreteScheduler", {}),
-        ("DPM2", "KDPM2DiscreteScheduler", {}),
-        ("DPM2 a", "KDPM2AncestralDiscreteScheduler", {}),
-        ("DDIM", "DDIMScheduler", {}),
-        ("PLMS", "PNDMScheduler", {"skip_prk_steps": True}),
-        ("UniPC", "UniPCMultistepScheduler", {}),
-        ("LCM", "LCMScheduler", {}),
-    ],
-)
-def test_sampler_maps_to_the_agreed_diffusers_class(name: str, cls: str, config: dict) -> None:
-    spec = resolve_sampler(name, None)
-    assert spec.name == name
-    assert spec.diffusers_class == cls
-    assert config.items() <= spec.config.items()
+def test_catalog_fields_are_consistent() -> None:
+    for s in catalog.SAMPLERS:
+        assert set(s.parameters) <= set(catalog.SAMPLER_PARAMETERS)
+        assert (s.eta_default is not None) == ("eta" in s.parameters)
+        if s.supported:
+            assert s.schedulers[0] == "automatic"
+        else:
+            assert s.schedulers == ()
+        assert s.ignores_schedule_type == (s.kind == "timesteps")
 
 
-@pytest.mark.parametrize("name", ["DPM++ 2S a", "DPM fast", "DPM adaptive", "Restart", "DDIM CFG++"])
-def test_samplers_without_a_diffusers_equivalent_are_refused_with_the_list(name: str) -> None:
+def test_parameter_table_follows_a1111() -> None:
+    params = {s.name: set(s.parameters) for s in catalog.SAMPLERS if s.supported}
+    churn = {"s_churn", "s_tmin", "s_tmax", "s_noise"}
+    assert params["Euler"] == params["Heun"] == params["DPM2"] == churn
+    assert params["Euler a"] == {"eta"}
+    for name in ("DPM2 a", "DPM++ 2S a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE"):
+        assert params[name] == {"eta", "s_noise"}, name
+    assert params["DDIM"] == {"eta"}
+    for name in ("LMS", "DPM++ 2M", "PLMS", "UniPC", "LCM"):
+        assert params[name] == set(), name
+    assert catalog.SAMPLERS[0].eta_default is None
+    assert samplers.sampler_entry("Euler a").eta_default == 1.0
+    assert samplers.sampler_entry("DDIM").eta_default == 0.0
+
+
+@pytest.mark.parametrize("name", UNSUPPORTED)
+def test_unsupported_samplers_are_refused_with_the_list(name: str) -> None:
     with pytest.raises(UnsupportedFeature) as info:
         resolve_sampler(name, None)
     assert info.value.field == "payload.sampler_name"
@@ -149,14 +122,7 @@ def test_every_sampler_and_schedule_type_resolves_or_is_refused_clearly(sampler:
             assert scheduler not in table[sampler]
             assert ", ".join(table[sampler]) in error.message
         return
-
     assert scheduler in table[sampler]
-    cls = getattr(diffusers, spec.diffusers_class)
-    instance = cls.from_config({**_base_config(), **spec.config})
-    for key, value in spec.config.items():
-        assert instance.config[key] == value, (key, instance.config[key])
-    instance.set_timesteps(10)
-    assert len(instance.timesteps) >= 10
     if scheduler == "automatic":
         default = samplers.sampler_entry(sampler).default_scheduler
         assert spec.scheduler == (default or "automatic")
@@ -164,50 +130,29 @@ def test_every_sampler_and_schedule_type_resolves_or_is_refused_clearly(sampler:
         assert spec.scheduler == scheduler
 
 
+def test_every_kdiffusion_and_timestep_sampler_takes_every_schedule_type() -> None:
+    names = [s.name for s in catalog.SCHEDULERS]
+    for name, allowed in supported_samplers().items():
+        assert allowed == (["automatic"] if name == "LCM" else names), name
+
+
 def test_automatic_uses_the_samplers_own_default_schedule() -> None:
     assert resolve_sampler("DPM++ 2M", "automatic").scheduler_label == "Karras"
-    assert resolve_sampler("DPM++ 2M SDE", None).config["use_exponential_sigmas"] is True
+    assert resolve_sampler("DPM++ 2M SDE", None).scheduler == "exponential"
     euler = resolve_sampler("Euler", "Automatic")
     assert (euler.scheduler, euler.scheduler_label) == ("automatic", "Automatic")
-
-
-@pytest.mark.parametrize(
-    ("sampler", "config"),
-    [
-        # k-diffusion's own schedule under "Automatic": timesteps linspace(999, 0, n).
-        ("Euler", {"timestep_spacing": "linspace"}),
-        ("Euler a", {"timestep_spacing": "linspace"}),
-        ("LMS", {"timestep_spacing": "linspace"}),
-        ("Heun", {"timestep_spacing": "linspace"}),
-        # The WebUI's timestep samplers: range(0, 1000, 1000 // n) + 1.
-        ("DDIM", {"timestep_spacing": "leading", "steps_offset": 1}),
-        ("PLMS", {"skip_prk_steps": True, "timestep_spacing": "leading", "steps_offset": 1}),
-        ("UniPC", {"timestep_spacing": "leading", "steps_offset": 1}),
-        ("LCM", {}),
-    ],
-)
-def test_automatic_without_a_default_uses_the_webuis_own_spacing(sampler: str, config: dict) -> None:
-    assert resolve_sampler(sampler, None).config == config
-
-
-def test_automatic_timesteps_match_the_webui() -> None:
-    base = _base_config()
-    euler = diffusers.EulerDiscreteScheduler.from_config({**base, **resolve_sampler("Euler", None).config})
-    euler.set_timesteps(5)
-    assert [round(float(t)) for t in euler.timesteps] == [999, 749, 500, 250, 0]  # linspace(999, 0, 5)
-    ddim = diffusers.DDIMScheduler.from_config({**base, **resolve_sampler("DDIM", None).config})
-    ddim.set_timesteps(5)
-    assert [int(t) for t in ddim.timesteps] == [801, 601, 401, 201, 1]  # range(0, 1000, 200) + 1, reversed
 
 
 def test_no_sampler_means_the_api_default_euler() -> None:
     for empty in (None, ""):
         spec = resolve_sampler(empty, None)
-        assert (spec.name, spec.scheduler, spec.diffusers_class) == (
-            "Euler",
-            "automatic",
-            "EulerDiscreteScheduler",
-        )
+        assert (spec.name, spec.scheduler, spec.kind) == ("Euler", "automatic", "kdiffusion")
+
+
+def test_timestep_samplers_keep_the_requested_schedule_type_for_the_infotext() -> None:
+    spec = resolve_sampler("DDIM", "Karras")
+    assert (spec.kind, spec.scheduler, spec.scheduler_label) == ("timesteps", "karras", "Karras")
+    assert resolve_sampler("DDIM Karras", None).scheduler == "karras"
 
 
 @pytest.mark.parametrize(
@@ -272,25 +217,16 @@ def test_unknown_schedule_type_names_the_field_and_lists_the_samplers_schedules(
     with pytest.raises(InvalidRequest) as info:
         resolve_sampler("DDIM", "Karras-ish")
     assert info.value.field == "payload.scheduler"
-    assert "automatic, uniform, sgm_uniform, simple, normal, ddim" in info.value.message
+    assert "automatic, uniform, karras" in info.value.message
 
 
-def test_combination_the_class_cannot_express_is_refused() -> None:
+def test_lcm_takes_only_its_own_schedule() -> None:
     with pytest.raises(UnsupportedFeature) as info:
-        resolve_sampler("Euler a", "Karras")
+        resolve_sampler("LCM", "Karras")
     assert info.value.field == "payload.scheduler"
-    assert "use_karras_sigmas" in info.value.message
     with pytest.raises(UnsupportedFeature) as info:
-        resolve_sampler("DDIM Karras", None)
+        resolve_sampler("LCM Karras", None)
     assert info.value.field == "payload.sampler_name"
-
-
-def test_unsupported_schedule_types_say_why() -> None:
-    for name in ("kl_optimal", "align_your_steps"):
-        with pytest.raises(UnsupportedFeature) as info:
-            resolve_sampler("Euler", name)
-        assert "not supported" in info.value.message
-        assert all(name not in allowed for allowed in supported_samplers().values())
 
 
 def test_ensd_flag_follows_the_webui() -> None:
@@ -299,7 +235,34 @@ def test_ensd_flag_follows_the_webui() -> None:
     assert not resolve_sampler("Euler", None).uses_ensd
 
 
-def test_resolved_config_is_a_copy() -> None:
-    spec = resolve_sampler("DPM++ 2M", None)
-    spec.config["solver_order"] = 99
-    assert resolve_sampler("DPM++ 2M", None).config["solver_order"] == 2
+def test_discard_penultimate_sigma_follows_the_webui() -> None:
+    assert [s.name for s in catalog.SAMPLERS if s.discard_penultimate_sigma] == ["DPM++ 3M SDE", "DPM2", "DPM2 a"]
+
+
+# --- sampler parameters ---------------------------------------------------------------------------
+
+
+def test_parameters_resolve_to_the_values_the_sampler_uses() -> None:
+    spec = resolve_sampler("Euler a", None)
+    assert (spec.eta, spec.eta_default) == (1.0, 1.0)
+    assert resolve_sampler("Euler a", None, parameters={"eta": 0.3}).eta == 0.3
+    assert resolve_sampler("DDIM", None).eta == 0.0
+    euler = resolve_sampler("Euler", None, parameters={"s_churn": 0.5, "s_tmin": 0.1, "s_tmax": 10, "s_noise": 0.9})
+    assert (euler.eta, euler.s_churn, euler.s_tmin, euler.s_tmax, euler.s_noise) == (None, 0.5, 0.1, 10.0, 0.9)
+    sde = resolve_sampler("DPM++ SDE", None, parameters={"eta": 0.5, "s_noise": 0.8, "s_churn": None})
+    assert (sde.eta, sde.s_noise, sde.s_churn) == (0.5, 0.8, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "parameter"),
+    [("Euler", "eta"), ("DPM++ 2M", "eta"), ("Euler a", "s_noise"), ("DPM++ SDE", "s_churn"),
+     ("LMS", "s_tmax"), ("DDIM", "s_noise"), ("UniPC", "eta"), ("LCM", "s_tmin")],
+)
+def test_a_parameter_the_sampler_ignores_is_refused_by_name(sampler: str, parameter: str) -> None:
+    with pytest.raises(UnsupportedFeature) as info:
+        resolve_sampler(sampler, None, parameters={parameter: 0.5})
+    assert info.value.field == f"payload.{parameter}"
+    assert sampler in info.value.message and parameter in info.value.message
+    # The hires pass takes what it uses of the request's parameters and leaves the rest.
+    spec = resolve_sampler(sampler, None, parameters={parameter: 0.5}, refuse_unused_parameters=False)
+    assert spec.name == sampler
