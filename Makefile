@@ -8,7 +8,7 @@ DATA ?= $(CURDIR)/.data
 CHECKPOINT ?=
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test test-fast test-backend test-extension test-gpu lint bench envs chromium clean
+.PHONY: demo test test-fast test-backend test-extension test-gpu lint bench envs chromium clean contract
 
 ## demo: build what it needs, then run the local stack (container + middleware + UI) on loopback
 demo: $(VENV)/.stamp $(VENV_EXT)/.stamp
@@ -37,6 +37,11 @@ test-gpu: envs
 bench: envs
 	$(VENV)/bin/python benchmarks/container_overhead.py
 	$(VENV)/bin/python benchmarks/middleware_path.py
+
+## contract: regenerate the generation contract and its copies in every deployable (after changing
+## inference_container/engine/policy.py, the sampler catalog or tools/contract/generation_contract.py)
+contract: $(VENV)/.stamp
+	$(VENV)/bin/python -m tools.contract
 
 lint: envs
 	$(VENV)/bin/ruff check .

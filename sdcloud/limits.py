@@ -1,27 +1,43 @@
-"""Generation limits, the extension's own copy of the contract's values (a test compares them
-with the middleware's copy). Checked in the UI so an artist hears about a bad value before upload.
+"""Generation limits and slider bounds, read from the extension's copy of the generation contract
+(``sdcloud/contract``, the same bytes the middleware and the engine carry). Checked in the UI so an
+artist hears about a bad value before anything is uploaded.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-SIZE_MULTIPLE = 8
-MIN_SIDE = 64
-MAX_SIDE = 2048
-MAX_PIXELS = 2048 * 2048  # width * height, also for the hires-fix target size
+from .contract import LIMITS as _LIMITS
+from .contract import field_spec
 
-STEPS = (1, 150)
-BATCH_SIZE = (1, 8)
-N_ITER = (1, 32)
-CFG_SCALE = (0, 30)
-DENOISING_STRENGTH = (0, 1)
-HR_SECOND_PASS_STEPS = (0, 150)
 
+def field_bounds(name: str, task: str = "txt2img") -> tuple[float, float]:
+    """(minimum, maximum) of a payload field, as the contract states them."""
+    spec = field_spec(task, name)
+    if spec is None or "range" not in spec:
+        raise KeyError(f"the contract gives {name!r} no range")
+    rng = spec["range"]
+    return rng["minimum"], rng["maximum"]
+
+
+SIZE_MULTIPLE: int = _LIMITS["size_multiple"]
+MIN_SIDE: int = _LIMITS["min_side"]
+MAX_SIDE: int = _LIMITS["max_side"]
+MAX_PIXELS: int = _LIMITS["max_pixels"]  # width * height, also for the hires-fix target size
+
+STEPS = field_bounds("steps")
+BATCH_SIZE = field_bounds("batch_size")
+N_ITER = field_bounds("n_iter")
+CFG_SCALE = field_bounds("cfg_scale")
+DENOISING_STRENGTH = field_bounds("denoising_strength", "img2img")
+HR_SECOND_PASS_STEPS = field_bounds("hr_second_pass_steps")
+HR_SCALE = field_bounds("hr_scale")
+SEED = field_bounds("seed")
+
+# The middleware's HTTP body limit for a submit (init images travel inline up to it).
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-MAX_INIT_IMAGE_PIXELS = 2048 * 2048 * 4  # decoded pixels, the server's decompression-bomb guard
+MAX_INIT_IMAGE_PIXELS: int = _LIMITS["max_init_image_pixels"]  # the decompression-bomb guard
 
-# The same values keyed like the middleware's generation_rules.LIMITS, for the cross-side test.
 LIMITS: dict[str, Any] = {
     "width": (MIN_SIDE, MAX_SIDE),
     "height": (MIN_SIDE, MAX_SIDE),

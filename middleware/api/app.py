@@ -29,8 +29,11 @@ def create_app(
     app.state.services = services
     app.state.public_base_url = public_base_url.rstrip("/") if public_base_url else None
     install_problem_handlers(app)
-    for module in (meta, inferences, endpoints, models, blobs):
-        app.include_router(module.router)
+    routers = [module.router for module in (meta, inferences, endpoints, models, blobs)]
+    for router in routers:
+        app.include_router(router)
+    # The routes themselves, for 405 answers that list every method of a resource.
+    app.state.api_routes = [route for router in routers for route in router.routes]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,7 +1,9 @@
-"""An explicit request body limit (413 with the limit in the message), as plain ASGI.
+"""Request body guards, as plain ASGI: an explicit size limit (413 with the limit in the message)
+and a bound on JSON nesting (400), both before any JSON parser runs.
 
 Checks Content-Length up front and counts the streamed bytes too (chunked bodies have no
-Content-Length), buffering at most the limit before the application sees the body.
+Content-Length), buffering at most the limit before the application sees the body. The nesting
+is measured without recursion: a recursive parser is exactly what a 1,000-deep body crashes.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from middleware.api.problems import problem
+from middleware.domain.contract import LIMITS, json_depth
 
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -20,9 +23,10 @@ def describe_bytes(n: int) -> str:
 
 
 class BodySizeLimit:
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, max_json_depth: int = LIMITS["max_json_depth"]) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_json_depth = max_json_depth
 
     async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
         response = problem(
@@ -62,6 +66,15 @@ class BodySizeLimit:
             if not message.get("more_body", False):
                 break
         buffered = b"".join(chunks)
+        depth = json_depth(buffered)
+        if depth > self.max_json_depth:
+            response = problem(
+                400,
+                f"request body is JSON nested {depth} levels deep; the limit is {self.max_json_depth}",
+                code="invalid_request",
+            )
+            await response(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> dict[str, Any]:

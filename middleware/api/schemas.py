@@ -44,7 +44,11 @@ class CreateInference(BaseModel):
 
     task: Literal["txt2img", "img2img"]
     payload: dict[str, Any] = Field(default_factory=dict, description="AUTOMATIC1111 /sdapi/v1 fields")
-    checkpoint: str = Field(description="a model name from GET /v1/models")
+    checkpoint: str | None = Field(
+        default=None,
+        description="a model name from GET /v1/models (file name, name without extension, "
+        "'name [hash]' or short hash); without it, payload.override_settings.sd_model_checkpoint",
+    )
     endpoint: str | None = Field(default=None, description="an endpoint name from GET /v1/endpoints")
 
 
@@ -71,6 +75,7 @@ class JobResultView(BaseModel):
     parameters: dict[str, Any]
     info: str
     infotexts: list[str]
+    interrupted: bool = Field(description="sampling was interrupted or skipped: the images are partial")
 
 
 class JobView(BaseModel):
@@ -86,7 +91,7 @@ class JobView(BaseModel):
     progress: JobProgress
     error: JobErrorView | None
     result: JobResultView | None
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(description="a bounded summary of the request (prompt excerpts, sizes)")
 
 
 class JobList(BaseModel):

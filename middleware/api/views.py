@@ -17,26 +17,6 @@ def iso8601(us: int) -> str:
     )
 
 
-# Inline images can make a payload megabytes long; a job view is read on every long-poll and
-# listed twenty at a time, so it carries a short placeholder for them instead.
-_IMAGE_FIELDS = ("init_images", "mask", "firstpass_image", "latent_mask")
-MAX_INLINE_IMAGE_CHARS = 4096
-
-
-def _elide(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > MAX_INLINE_IMAGE_CHARS:
-        return f"<image omitted from the job view: {len(value)} characters>"
-    if isinstance(value, list):
-        return [_elide(v) for v in value]
-    return value
-
-
-def payload_view(payload: dict[str, Any]) -> dict[str, Any]:
-    if not any(name in payload for name in _IMAGE_FIELDS):
-        return payload
-    return {k: (_elide(v) if k in _IMAGE_FIELDS else v) for k, v in payload.items()}
-
-
 def job_view(job: Job, url_for: Callable[[str], str]) -> dict[str, Any]:
     result = None
     if job.result is not None:
@@ -48,6 +28,7 @@ def job_view(job: Job, url_for: Callable[[str], str]) -> dict[str, Any]:
             "parameters": job.result.get("parameters") or {},
             "info": job.result.get("info") or "",
             "infotexts": job.result.get("infotexts") or [],
+            "interrupted": bool(job.result.get("interrupted")),
         }
     return {
         "id": job.id,
@@ -62,5 +43,6 @@ def job_view(job: Job, url_for: Callable[[str], str]) -> dict[str, Any]:
         "progress": job.progress.to_dict(),
         "error": job.error.to_dict() if job.error else None,
         "result": result,
-        "payload": payload_view(job.payload),
+        # The record's bounded summary of the request; the whole request is jobs/<id>/request.json.
+        "payload": job.summary,
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 import gradio as gr
 
+from .. import limits
 from ..client import SDCloudClient
 from ..errors import SDCloudError
 from ..samplers import (
@@ -155,8 +156,7 @@ def build_generate_tab(
             with gr.Column(visible=False, elem_id=eid("img2img_group")) as img2img_group:
                 init_image = compat.image_upload(label="Init image", elem_id=eid("init_image"), height=320)
                 denoising_strength = gr.Slider(
-                    0.0,
-                    1.0,
+                    *limits.DENOISING_STRENGTH,
                     value=0.75,
                     step=0.01,
                     label="Denoising strength",
@@ -172,7 +172,7 @@ def build_generate_tab(
                     label="Schedule type",
                     elem_id=eid("scheduler"),
                 )
-            steps = gr.Slider(1, 150, value=20, step=1, label="Sampling steps", elem_id=eid("steps"))
+            steps = gr.Slider(*limits.STEPS, value=20, step=1, label="Sampling steps", elem_id=eid("steps"))
             with gr.Accordion("Hires. fix", open=False, elem_id=eid("hires")) as hires_group:
                 enable_hr = gr.Checkbox(label="Enable Hires. fix", value=False, elem_id=eid("enable_hr"))
                 with gr.Row():
@@ -183,11 +183,10 @@ def build_generate_tab(
                         elem_id=eid("hr_upscaler"),
                     )
                     hr_second_pass_steps = gr.Slider(
-                        0, 150, value=0, step=1, label="Hires steps", elem_id=eid("hr_steps")
+                        *limits.HR_SECOND_PASS_STEPS, value=0, step=1, label="Hires steps", elem_id=eid("hr_steps")
                     )
                     hr_denoising_strength = gr.Slider(
-                        0.0,
-                        1.0,
+                        *limits.DENOISING_STRENGTH,
                         value=0.7,
                         step=0.01,
                         label="Denoising strength",
@@ -195,26 +194,40 @@ def build_generate_tab(
                     )
                 with gr.Row():
                     hr_scale = gr.Slider(
-                        1.0, 4.0, value=2.0, step=0.05, label="Upscale by", elem_id=eid("hr_scale")
+                        # The WebUI's own slider stops at 4; the contract allows typing more.
+                        limits.HR_SCALE[0],
+                        min(4.0, limits.HR_SCALE[1]),
+                        value=2.0,
+                        step=0.05,
+                        label="Upscale by",
+                        elem_id=eid("hr_scale"),
                     )
                     hr_resize_x = gr.Slider(
-                        0, 2048, value=0, step=8, label="Resize width to", elem_id=eid("hr_resize_x")
+                        0, limits.MAX_SIDE, value=0, step=limits.SIZE_MULTIPLE, label="Resize width to",
+                        elem_id=eid("hr_resize_x"),
                     )
                     hr_resize_y = gr.Slider(
-                        0, 2048, value=0, step=8, label="Resize height to", elem_id=eid("hr_resize_y")
+                        0, limits.MAX_SIDE, value=0, step=limits.SIZE_MULTIPLE, label="Resize height to",
+                        elem_id=eid("hr_resize_y"),
                     )
             with gr.Row():
                 with gr.Column(scale=3):
-                    width = gr.Slider(64, 2048, value=512, step=8, label="Width", elem_id=eid("width"))
-                    height = gr.Slider(64, 2048, value=512, step=8, label="Height", elem_id=eid("height"))
+                    width = gr.Slider(
+                        limits.MIN_SIDE, limits.MAX_SIDE, value=512, step=limits.SIZE_MULTIPLE, label="Width",
+                        elem_id=eid("width"),
+                    )
+                    height = gr.Slider(
+                        limits.MIN_SIDE, limits.MAX_SIDE, value=512, step=limits.SIZE_MULTIPLE, label="Height",
+                        elem_id=eid("height"),
+                    )
                 with gr.Column(scale=1, min_width=120):
                     n_iter = gr.Slider(
-                        1, 32, value=1, step=1, label="Batch count", elem_id=eid("batch_count")
+                        *limits.N_ITER, value=1, step=1, label="Batch count", elem_id=eid("batch_count")
                     )
                     batch_size = gr.Slider(
-                        1, 8, value=1, step=1, label="Batch size", elem_id=eid("batch_size")
+                        *limits.BATCH_SIZE, value=1, step=1, label="Batch size", elem_id=eid("batch_size")
                     )
-            cfg_scale = gr.Slider(0.0, 30.0, value=7.0, step=0.5, label="CFG Scale", elem_id=eid("cfg_scale"))
+            cfg_scale = gr.Slider(*limits.CFG_SCALE, value=7.0, step=0.5, label="CFG Scale", elem_id=eid("cfg_scale"))
             with gr.Row():
                 seed = gr.Number(label="Seed", value=-1, precision=0, elem_id=eid("seed"), scale=4)
                 random_seed = gr.Button(RANDOM_SEED, elem_id=eid("random_seed"), scale=0, min_width=48)

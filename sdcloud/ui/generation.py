@@ -18,6 +18,7 @@ from PIL import Image
 
 from .. import limits
 from ..client import SDCloudClient, raise_for_job
+from ..contract import PayloadRejected, check_payload
 from ..errors import Conflict, JobCancelled, SDCloudError
 from ..models import Job
 from ..samplers import (
@@ -224,7 +225,18 @@ def build_payload(form: GenerateForm) -> tuple[str, dict[str, Any]]:
                 "hr_resize_y": resize_y,
             }
         )
+    _check_with_contract(form.task, payload)
     return form.task, payload
+
+
+def _check_with_contract(task: str, payload: dict[str, Any]) -> None:
+    """The last word before anything is sent: the same rules, in the same words, as the
+    middleware and the engine."""
+    try:
+        check_payload(task, payload, decode_images=False)
+    except PayloadRejected as rejected:
+        first = rejected.problems[0]
+        raise InvalidInput(f"{first.field.removeprefix('payload.')}: {first.message}") from None
 
 
 @dataclass(frozen=True)
@@ -301,11 +313,31 @@ def run_generation(
             seeds=_seeds(job, count),
         )
     except JobCancelled as exc:
-        yield GenerateOutputs(status_html(f"Cancelled · job {exc.job.id}", "cancelled"), job_id=job_id)
+        yield _cancelled_outputs(client, exc.job, outputs_dir)
     except Exception as exc:
         if not isinstance(exc, (SDCloudError, ValueError)):
             log.exception("generation failed unexpectedly")
         yield GenerateOutputs(error_html(exc), job_id=job_id)
+
+
+def _cancelled_outputs(client: SDCloudClient, job: Job, outputs_dir: str | Path) -> GenerateOutputs:
+    """Like the WebUI's Interrupt: the images sampled before the cancel reached the GPU, if any."""
+    if job.result is None or not job.result.images:
+        return GenerateOutputs(status_html(f"Cancelled · job {job.id}", "cancelled"), job_id=job.id)
+    try:
+        paths = fetch_result_images(client, job, outputs_dir)
+    except SDCloudError as exc:
+        return GenerateOutputs(error_html(exc), job_id=job.id)
+    infotexts = job.infotexts
+    count = len(paths)
+    return GenerateOutputs(
+        status_html(f"Interrupted: {count} partial image{'s' if count != 1 else ''} · job {job.id}", "cancelled"),
+        images=paths,
+        infotext=infotexts[0] if infotexts else "",
+        job_id=job.id,
+        infotexts=infotexts,
+        seeds=_seeds(job, count),
+    )
 
 
 def cancelling_status(job_id: str | None) -> str:

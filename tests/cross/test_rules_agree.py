@@ -1,110 +1,126 @@
-"""The middleware and the engine each keep their own generation rules (DESIGN §2: the deployables
-never import each other). These tests hold the two copies equal, over the WebUI manifest's full
-sampler and scheduler lists, so a job the middleware accepts is one the engine can run."""
+"""A payload the engine refuses is refused by the middleware at submit, in the same words.
+
+The rules are one generated file (test_contract_copies.py holds the copies equal), so what is
+left to check here is the equality itself: for a corpus of bad payloads — every way the issue
+tracker has seen, every field with a wrong kind, every WebUI sampler and schedule-type name —
+the middleware's first error is the engine's error, field and message; and everything the
+contract accepts, the engine's own sampler implementation accepts too.
+"""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import random
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from inference_container.engine import samplers as engine_samplers
-from inference_container.engine.fields import fields_for
-from inference_container.engine.request import DEFAULT_LIMITS
-from inference_container.errors import InvalidRequest
-from middleware.domain import generation_rules as middleware_rules
+from inference_container.contract import fields as engine_fields
+from inference_container.engine.request import parse_job
+from inference_container.errors import EngineError
+from middleware.domain.generation_rules import validate_generation
 
 MANIFEST = Path(__file__).resolve().parents[2].parent / "shared" / "webui" / "a1111-v1.10.1.json"
+CHECKPOINT = {"name": "m.safetensors", "uri": "file:///models/m.safetensors", "sha256": "ab" * 32, "size": 10}
+_WRONG_KIND = {"int": "7", "float": "x", "bool": 1, "str": 5, "str_list": [1], "list": {}, "dict": [],
+               "image": 3, "image_list": "x"}
 
 
-@pytest.fixture(scope="module")
-def manifest() -> dict:
+def _png() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def engine_verdict(task: str, payload: object) -> tuple[str, str] | None:
+    try:
+        parse_job({"id": "j1", "task": task, "payload": payload, "models": {"checkpoint": CHECKPOINT}},
+                  rng=random.Random(0))
+    except EngineError as exc:
+        return exc.field or "", exc.message
+    return None
+
+
+def middleware_verdict(task: str, payload: object) -> tuple[str, str] | None:
+    errors = validate_generation(task, payload)
+    return (errors[0].field, errors[0].message) if errors else None
+
+
+CORPUS: list[tuple[str, dict]] = [
+    ("txt2img", {"restore_faces": True}),
+    ("txt2img", {"styles": ["cinematic"]}),
+    ("txt2img", {"alwayson_scripts": {"controlnet": {"args": []}}}),
+    ("txt2img", {"prompt": "a cat <lora:film:0.8>"}),
+    ("txt2img", {"override_settings": {"sd_vae": "vae.pt"}}),
+    ("txt2img", {"s_churn": 1.0, "sampler_name": "Euler a"}),
+    ("txt2img", {"eta": 0.3, "sampler_name": "DPM++ 2M"}),
+    ("txt2img", {"enable_hr": True, "hr_upscaler": "R-ESRGAN 4x+"}),
+    ("txt2img", {"enable_hr": True, "width": 2048, "height": 1024, "hr_scale": 2}),
+    ("txt2img", {"enable_hr": True, "hr_sampler_name": "DPM fast"}),
+    ("txt2img", {"script_name": "x/y/z plot"}),
+    ("txt2img", {"refiner_checkpoint": "refiner.safetensors"}),
+    ("txt2img", {"seed": 2**32}),
+    ("txt2img", {"subseed_strength": 2}),
+    ("txt2img", {"override_settings": {"CLIP_stop_at_last_layers": 100}}),
+    ("txt2img", {"prompt": "bad \ud800 text"}),
+    ("txt2img", {"cfg_scale": float("nan")}),
+    ("txt2img", {f"unknown{i}": i for i in range(500)}),
+    ("txt2img", {"width": 500, "steps": 0}),
+    ("txt2img", {"width": 2048, "height": 4096}),
+    ("img2img", {"init_images": ["not base64!"]}),
+    ("img2img", {"init_images": [base64.b64encode(b"plain text").decode()]}),
+    ("img2img", {"init_images": [_png()] * 1000}),
+    ("img2img", {}),
+    ("img2img", {"init_images": [_png()], "denoising_strength": 1.5}),
+    ("img2img", {"init_images": [_png()], "resize_mode": 7}),
+]
+
+
+def _wrong_kinds() -> list[tuple[str, dict]]:
+    cases = []
+    for task in ("txt2img", "img2img"):
+        for spec in engine_fields(task):
+            if spec["kind"] in _WRONG_KIND:
+                cases.append((task, {spec["name"]: _WRONG_KIND[spec["kind"]]}))
+    return cases
+
+
+@pytest.mark.parametrize(("task", "payload"), CORPUS + _wrong_kinds(), ids=lambda v: str(v)[:60])
+def test_the_middleware_refuses_what_the_engine_refuses_in_its_words(task, payload):
+    engine = engine_verdict(task, payload)
+    assert engine is not None, "the corpus holds payloads the engine refuses"
+    assert middleware_verdict(task, payload) == engine
+
+
+def _manifest_names() -> tuple[list[str], list[str | None]]:
     if not MANIFEST.exists():
         pytest.skip(f"WebUI manifest not found at {MANIFEST} (CI has ../shared beside the checkout)")
-    return json.loads(MANIFEST.read_text())
-
-
-def _engine_accepts(sampler: str, scheduler: str | None) -> tuple[str, str] | None:
-    try:
-        spec = engine_samplers.resolve_sampler(sampler, scheduler)
-    except InvalidRequest:
-        return None
-    return spec.name, engine_samplers.requested_scheduler(sampler, scheduler) or "automatic"
-
-
-def _middleware_accepts(sampler: str, scheduler: str | None) -> tuple[str, str] | None:
-    canonical, resolved, problem = middleware_rules.resolve_sampler(sampler, scheduler)
-    return None if problem else (canonical, resolved)
-
-
-def test_same_sampler_table_on_both_sides():
-    engine_table = {name: set(schedulers) for name, schedulers in engine_samplers.supported_samplers().items()}
-    middleware_table = {name: set(schedulers) for name, schedulers in middleware_rules.SAMPLER_SCHEDULERS.items()}
-    assert engine_table == middleware_table
-
-
-def test_every_manifest_sampler_and_schedule_is_judged_alike(manifest):
-    names = []
+    manifest = json.loads(MANIFEST.read_text())
+    samplers = []
     for entry in manifest["samplers"]["list"]:
-        names.append(entry["name"])
-        names.extend(entry["aliases"] or [])
+        samplers.extend([entry["name"], *(entry["aliases"] or [])])
     schedulers: list[str | None] = [None]
     for entry in manifest["schedulers"]:
         schedulers.extend([entry["name"], entry["label"], *(entry["aliases"] or [])])
+    return samplers, schedulers
+
+
+def test_every_webui_sampler_and_schedule_name_is_judged_alike():
+    samplers, schedulers = _manifest_names()
     disagreements = []
-    for name in names:
+    for sampler in samplers:
         for scheduler in schedulers:
-            engine = _engine_accepts(name, scheduler)
-            middleware = _middleware_accepts(name, scheduler)
-            if (engine is None) != (middleware is None) or (engine and engine[0] != middleware[0]):
-                disagreements.append((name, scheduler, engine, middleware))
+            payload = {"sampler_name": sampler, "scheduler": scheduler, "steps": 4}
+            engine, middleware = engine_verdict("txt2img", payload), middleware_verdict("txt2img", payload)
+            if engine != middleware:
+                disagreements.append((sampler, scheduler, engine, middleware))
     assert disagreements == []
 
 
-@pytest.mark.parametrize("combined", ["DPM++ 2M Karras", "DPM++ 2M SDE Exponential", "Euler a", "DDIM"])
-def test_old_combined_names_resolve_alike(combined):
-    assert _engine_accepts(combined, None) is not None
-    assert _engine_accepts(combined, None)[0] == _middleware_accepts(combined, None)[0]
-
-
-def test_same_limits_on_both_sides():
-    limits = DEFAULT_LIMITS
-    assert middleware_rules.MIN_SIDE == limits.min_side
-    assert middleware_rules.MAX_SIDE == limits.max_side
-    assert middleware_rules.SIZE_MULTIPLE == limits.size_multiple
-    assert middleware_rules.MAX_PIXELS == limits.max_pixels
-    assert middleware_rules.MAX_INIT_IMAGE_PIXELS == limits.max_init_image_pixels
-    assert middleware_rules.RANGES["steps"] == (limits.min_steps, limits.max_steps)
-    assert middleware_rules.RANGES["batch_size"] == (1, limits.max_batch_size)
-    assert middleware_rules.RANGES["n_iter"] == (1, limits.max_n_iter)
-    assert middleware_rules.RANGES["cfg_scale"] == (limits.min_cfg_scale, limits.max_cfg_scale)
-    assert middleware_rules.RANGES["denoising_strength"] == (
-        limits.min_denoising_strength, limits.max_denoising_strength)
-
-
-@pytest.mark.parametrize("task", ["txt2img", "img2img"])
-def test_same_fields_and_defaults_on_both_sides(task):
-    engine_fields = {name: spec.default for name, spec in fields_for(task).items()}
-    middleware_fields = middleware_rules.defaults(task)
-    assert engine_fields == middleware_fields
-
-
-def test_the_ui_offers_what_the_engine_runs():
-    from inference_container.engine.request import SUPPORTED_HR_UPSCALERS
-    from sdcloud import limits as ui_limits
-    from sdcloud import samplers as ui_samplers
-
-    assert list(ui_samplers.SAMPLERS) == list(engine_samplers.supported_samplers())
-    assert {name: set(allowed) for name, allowed in ui_samplers.SAMPLER_SCHEDULES.items()} == {
-        name: set(allowed) for name, allowed in engine_samplers.supported_samplers().items()
-    }
-    assert set(ui_samplers.HIRES_UPSCALERS) == set(SUPPORTED_HR_UPSCALERS)
-    assert {name for _label, name in ui_samplers.SCHEDULERS} == {
-        name for name, _label, _aliases in middleware_rules.SCHEDULERS
-    }
-    assert (ui_limits.MIN_SIDE, ui_limits.MAX_SIDE, ui_limits.MAX_PIXELS) == (
-        DEFAULT_LIMITS.min_side, DEFAULT_LIMITS.max_side, DEFAULT_LIMITS.max_pixels)
-    assert ui_limits.STEPS == (DEFAULT_LIMITS.min_steps, DEFAULT_LIMITS.max_steps)
-    assert ui_limits.BATCH_SIZE == (1, DEFAULT_LIMITS.max_batch_size)
-    assert ui_limits.N_ITER == (1, DEFAULT_LIMITS.max_n_iter)
+@pytest.mark.parametrize("combined", ["DPM++ 2M Karras", "DPM++ 2M SDE Exponential", "Euler a", "k_dpmpp_2m"])
+def test_combined_and_alias_names_are_accepted_by_both(combined):
+    assert engine_verdict("txt2img", {"sampler_name": combined}) is None
+    assert middleware_verdict("txt2img", {"sampler_name": combined}) is None

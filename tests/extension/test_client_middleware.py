@@ -135,9 +135,10 @@ def test_cancel_then_cancel_again_conflicts(client: SDCloudClient, backend: Stac
     backend.configure_container(delay_s=3.0)
     job = client.submit_inference("txt2img", SMALL, CHECKPOINT)
 
-    cancelled = client.cancel_inference(job.id)
+    cancelling = client.cancel_inference(job.id)
 
-    assert cancelled.status == "cancelled"
+    # A running job stays running until the container hands back what it sampled.
+    assert cancelling.status in ("running", "cancelled")
     with pytest.raises(errors.JobCancelled):
         client.wait_for(job.id, timeout=60)
     with pytest.raises(errors.Conflict):

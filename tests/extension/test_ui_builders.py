@@ -165,6 +165,31 @@ def test_cancelled_job_says_so(tmp_path: Path) -> None:
     assert "Cancelled" in outputs[-1].status and 'data-state="cancelled"' in outputs[-1].status
 
 
+def test_an_interrupted_job_shows_the_images_sampled_so_far(tmp_path: Path) -> None:
+    done = success_timeline("job-6", images=2)[-1]
+    interrupted = Job.from_json(
+        job_json(
+            "job-6",
+            "cancelled",
+            6,
+            phase="interrupted",
+            step=7,
+            steps=20,
+            images=[{"index": i.index, "key": i.key, "url": i.url} for i in done.result.images],
+            infotexts=done.infotexts,
+            seed=1234,
+        )
+    )
+    timeline = [Job.from_json(job_json("job-6", "running", 2)), interrupted]
+
+    outputs = list(run_generation(lambda: FakeClient([timeline]), {"prompt": "x", "checkpoint": "m"}, tmp_path))
+
+    last = outputs[-1]
+    assert "Interrupted: 2 partial images" in last.status
+    assert len(last.images) == 2 and all(Path(p).is_file() for p in last.images)
+    assert last.infotext == done.infotexts[0]
+
+
 def test_interrupt_says_cancelling_before_asking_and_leaves_the_outcome_to_the_generation() -> None:
     running = [Job.from_json(job_json("job-4", "running", 2))]
     finished = [Job.from_json(job_json("job-5", "succeeded", 3))]
@@ -256,7 +281,8 @@ def test_sampler_and_scheduler_lists_match_the_webui_manifest() -> None:
     manifest = json.loads(MANIFEST.read_text())
     webui_samplers = [s["name"] for s in manifest["samplers"]["list"]]
     assert all(name in webui_samplers for name in SAMPLERS)
-    assert list(SCHEDULERS) == [(s["label"], s["name"]) for s in manifest["schedulers"]]
+    webui_schedulers = [(s["label"], s["name"]) for s in manifest["schedulers"]]
+    assert list(SCHEDULERS) == [pair for pair in webui_schedulers if pair in SCHEDULERS]
     fields = {f["field"]: f for f in manifest["api_txt2img_fields"]["fields"]}
     _, payload = build_payload(GenerateForm(enable_hr=True))
     assert set(payload) <= set(fields), set(payload) - set(fields)
@@ -444,10 +470,12 @@ def test_progress_line_wording() -> None:
 
 
 def test_schedule_types_offered_follow_the_sampler() -> None:
+    from sdcloud.contract import CONTRACT
     from sdcloud.samplers import schedule_labels_for
 
+    labels = {s["name"]: s["label"] for s in CONTRACT["schedulers"]}
+    for sampler in CONTRACT["samplers"]:
+        if sampler["supported"]:
+            assert schedule_labels_for(sampler["name"]) == [labels[n] for n in sampler["schedulers"]]
     assert schedule_labels_for("DPM++ 2M")[:3] == ["Automatic", "Uniform", "Karras"]
-    assert "Karras" not in schedule_labels_for("Euler a")
-    assert "Karras" not in schedule_labels_for("DDIM")
-    assert "KL Optimal" not in schedule_labels_for("Euler")  # the engine has no diffusers equivalent
     assert all(schedule_labels_for(name)[0] == "Automatic" for name in SAMPLERS)

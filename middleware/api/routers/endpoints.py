@@ -20,6 +20,6 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 def list_endpoints(request: Request, user: User = Depends(current_user)) -> JSONResponse:
     items = [
         {"name": e.name, "kind": e.kind, "status": e.status, "detail": e.detail}
-        for e in get_services(request).catalog.endpoints()
+        for e in get_services(request).catalog.endpoint_states()
     ]
     return JSONResponse({"items": items})

@@ -15,7 +15,7 @@ import pytest
 
 from sdcloud.client import SDCloudClient
 from tests.extension.support.stack import CHECKPOINT, Stack
-from tools.localstack import Service, free_port
+from tools.local_processes import Service, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -138,11 +138,14 @@ def test_interrupt_cancels_the_running_job(page, backend: Stack) -> None:  # typ
     _follow_status(page, "Sampling")
 
     page.click("#sdcloud_cancel")
-    seen = _follow_status(page, "Cancelled")
+    seen = _follow_status(page, "Interrupted")
 
-    assert seen[-1].startswith("Cancelled · job ")
+    # Like the WebUI's Interrupt: the image sampled so far comes back, in the gallery.
+    assert seen[-1].startswith("Interrupted: 1 partial image · job ")
+    page.wait_for_selector("#sdcloud_gallery img")
     job_id = seen[-1].rsplit(" ", 1)[-1]
-    assert SDCloudClient(backend.api_url, backend.api_key).get_inference(job_id).status == "cancelled"
+    job = SDCloudClient(backend.api_url, backend.api_key).get_inference(job_id)
+    assert job.status == "cancelled" and len(job.images) == 1
 
 
 def test_api_key_never_reaches_the_page(page, backend: Stack) -> None:  # type: ignore[no-untyped-def]

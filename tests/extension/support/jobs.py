@@ -21,13 +21,15 @@ def job_json(
     **extra: Any,
 ) -> dict[str, Any]:
     result = None
-    if status == "succeeded":
+    # A succeeded job has a result; a cancelled one does when its sampling was interrupted.
+    if status == "succeeded" or (status == "cancelled" and images):
         imgs = images if images is not None else []
         result = {
             "images": imgs,
             "parameters": {"seed": seed},
             "info": json.dumps({"seed": seed, "all_seeds": [seed + i for i in range(len(imgs) or 1)]}),
             "infotexts": infotexts or [],
+            "interrupted": status == "cancelled",
         }
     view: dict[str, Any] = {
         "id": job_id,

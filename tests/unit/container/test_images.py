@@ -1,4 +1,5 @@
-"""Init-image decoding: formats, data URLs, alpha, EXIF, and every way an image can be bad."""
+"""Init-image decoding (the generation contract's ``decode_image``, as the engine raises its
+problems): formats, data URLs, alpha, EXIF, and every way an image can be bad."""
 
 from __future__ import annotations
 
@@ -10,11 +11,27 @@ import zlib
 import pytest
 from PIL import Image
 
-from inference_container.engine.images import decode_image
+from inference_container.contract import LIMITS as CONTRACT_LIMITS
+from inference_container.contract import decode_image as contract_decode_image
+from inference_container.engine.contract_errors import contract_error
 from inference_container.errors import InvalidRequest, PayloadTooLarge, UnsupportedFeature
 
 FIELD = "payload.init_images[0]"
 LIMITS = {"max_pixels": 2048 * 2048 * 4, "max_bytes": 8 * 1024 * 1024}
+
+
+def decode_image(data, *, field: str, max_pixels: int, max_bytes: int):
+    """The contract's decoder under the given limits, its problem raised as the engine does."""
+    saved = dict(CONTRACT_LIMITS)
+    CONTRACT_LIMITS.update(max_init_image_pixels=max_pixels, max_init_image_bytes=max_bytes)
+    try:
+        problem, image = contract_decode_image(data, field)
+    finally:
+        CONTRACT_LIMITS.clear()
+        CONTRACT_LIMITS.update(saved)
+    if problem is not None:
+        raise contract_error(problem)
+    return image
 
 
 def b64(image: Image.Image, fmt: str = "PNG", **save) -> str:

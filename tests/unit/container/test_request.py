@@ -10,16 +10,9 @@ import random
 import pytest
 from PIL import Image
 
-from inference_container.engine.fields import fields_for
-from inference_container.engine.request import (
-    DEFAULT_LIMITS,
-    HANDLED_FIELDS,
-    IGNORED_FIELDS,
-    UNSUPPORTED_WHEN_SET,
-    Limits,
-    hires_target,
-    parse_job,
-)
+from inference_container.contract import LIMITS as CONTRACT_LIMITS
+from inference_container.contract import fields
+from inference_container.engine.request import hires_target, parse_job
 from inference_container.engine.seeds import MAX_SEED
 from inference_container.errors import InvalidRequest, PayloadTooLarge, UnsupportedFeature
 
@@ -45,13 +38,20 @@ def job(task: str = "txt2img", **payload) -> dict:
     return doc
 
 
-def parse(doc: dict, **kw):
-    return parse_job(doc, rng=random.Random(0), **kw)
+def parse(doc: dict):
+    return parse_job(doc, rng=random.Random(0))
 
 
-def fails(doc, error=InvalidRequest, **kw):
-    with pytest.raises(error) as info:
-        parse(doc, **kw)
+def fails(doc, error=InvalidRequest, limits: dict | None = None):
+    """The error parse_job raises, under the contract's limits changed by ``limits``."""
+    saved = dict(CONTRACT_LIMITS)
+    CONTRACT_LIMITS.update(limits or {})
+    try:
+        with pytest.raises(error) as info:
+            parse(doc)
+    finally:
+        CONTRACT_LIMITS.clear()
+        CONTRACT_LIMITS.update(saved)
     return info.value
 
 
@@ -92,7 +92,7 @@ def test_explicit_values_are_kept() -> None:
             cfg_scale=5,
             batch_size=2,
             n_iter=3,
-            sampler_name="DPM++ 2M",
+            sampler_name="DPM++ SDE",
             scheduler="Karras",
             eta=0.5,
             seed_resize_from_w=512,
@@ -103,7 +103,7 @@ def test_explicit_values_are_kept() -> None:
     assert (req.width, req.height, req.steps, req.cfg_scale, req.eta) == (768, 256, 20, 5.0, 0.5)
     assert isinstance(req.cfg_scale, float)
     assert (req.batch_size, req.n_iter, req.image_count) == (2, 3, 6)
-    assert (req.sampler.name, req.sampler.scheduler_label) == ("DPM++ 2M", "Karras")
+    assert (req.sampler.name, req.sampler.scheduler_label, req.sampler.eta) == ("DPM++ SDE", "Karras", 0.5)
     assert (req.seed_resize_from_w, req.seed_resize_from_h) == (512, 512)
 
 
@@ -129,7 +129,7 @@ def test_combined_sampler_name_echoes_its_schedule_type() -> None:
 def test_parameters_echo_the_payload_with_defaults_filled() -> None:
     req = parse(job(prompt="x", steps=20))
     params = req.parameters
-    assert list(params) == list(fields_for("txt2img"))
+    assert list(params) == [f["name"] for f in fields("txt2img")]
     assert params["prompt"] == "x" and params["steps"] == 20 and params["cfg_scale"] == 7.0
     assert params["seed"] == -1  # the request as sent; resolved seeds go into info
     assert params["sampler_name"] == "Euler" and params["sampler_index"] is None
@@ -282,25 +282,6 @@ def test_hires_fields_ignored_when_hires_is_off() -> None:
     assert parse(job(hr_scale=100.0, hr_upscaler="ESRGAN_4x")).hires is None
 
 
-def test_all_fields_have_a_policy() -> None:
-    for task in ("txt2img", "img2img"):
-        assert set(fields_for(task)) <= HANDLED_FIELDS | IGNORED_FIELDS | UNSUPPORTED_WHEN_SET
-
-
-def test_limits_match_the_contract() -> None:
-    limits = DEFAULT_LIMITS
-    assert (limits.min_side, limits.max_side, limits.size_multiple, limits.max_pixels) == (
-        64,
-        2048,
-        8,
-        2048 * 2048,
-    )
-    assert (limits.min_steps, limits.max_steps, limits.max_batch_size, limits.max_n_iter) == (1, 150, 8, 32)
-    assert (limits.min_cfg_scale, limits.max_cfg_scale) == (0, 30)
-    assert (limits.min_denoising_strength, limits.max_denoising_strength) == (0, 1)
-    assert limits.max_init_image_pixels == 2048 * 2048 * 4
-
-
 # ---------------------------------------------------------------- envelope errors
 
 
@@ -402,7 +383,7 @@ def test_malformed_types_name_the_field(field, value, words) -> None:
             "payload.hr_second_pass_steps",
             "between 0 and 150",
         ),
-        ({"enable_hr": True, "hr_scale": 0}, "payload.hr_scale", "greater than 0"),
+        ({"enable_hr": True, "hr_scale": 0}, "payload.hr_scale", "between 1 and 8"),
         ({"enable_hr": True, "hr_resize_x": 5000}, "payload.hr_resize_x", "between 0 and 2048"),
     ],
 )
@@ -415,7 +396,7 @@ def test_out_of_range_values(payload, field, words) -> None:
 def test_pixel_budget() -> None:
     # 2048x2048 is the budget; anything larger is refused even with legal sides.
     assert parse(job(width=2048, height=2048)).width == 2048
-    tight = Limits(max_pixels=512 * 512)
+    tight = {"max_pixels": 512 * 512}
     err = fails(job(width=512, height=520), limits=tight)
     assert err.field == "payload.width" and "262144" in err.message
 
@@ -424,7 +405,7 @@ def test_hires_target_over_the_pixel_budget() -> None:
     err = fails(job(enable_hr=True, width=1536, height=1536, hr_scale=2.0))
     assert err.field == "payload.hr_scale"
     assert "hires fix target" in err.message and "3072" in err.message
-    tight = Limits(max_pixels=1024 * 1024)
+    tight = {"max_pixels": 1024 * 1024}
     err = fails(job(enable_hr=True, width=512, height=512, hr_resize_x=1024, hr_resize_y=1032), limits=tight)
     assert err.field == "payload.hr_resize_x" and "1056768 pixels" in err.message
 
@@ -441,7 +422,8 @@ def test_unknown_sampler_and_scheduler() -> None:
     assert err.field == "payload.scheduler"
     err = fails(job(enable_hr=True, hr_sampler_name="nope"))
     assert err.field == "payload.hr_sampler_name"
-    err = fails(job(enable_hr=True, hr_sampler_name="DDIM", hr_scheduler="karras"), UnsupportedFeature)
+    # LCM runs on its own schedule only.
+    err = fails(job(enable_hr=True, hr_sampler_name="LCM", hr_scheduler="karras"), UnsupportedFeature)
     assert err.field == "payload.hr_scheduler"
 
 
@@ -461,15 +443,14 @@ def test_unsupported_sampler_is_unsupported_feature() -> None:
         ({"enable_hr": True, "hr_checkpoint_name": "other.safetensors"}, "payload.hr_checkpoint_name"),
         ({"firstpass_image": png_b64()}, "payload.firstpass_image"),
         ({"enable_hr": True, "hr_upscaler": "R-ESRGAN 4x+"}, "payload.hr_upscaler"),
-        ({"s_churn": 0.5}, "payload.s_churn"),
-        ({"s_noise": 0.9}, "payload.s_noise"),
+        # Sampler parameters the chosen sampler ignores.
+        ({"sampler_name": "DPM++ 2M", "s_churn": 0.5}, "payload.s_churn"),
+        ({"sampler_name": "Euler a", "s_noise": 0.9}, "payload.s_noise"),
+        ({"sampler_name": "Euler", "eta": 0.5}, "payload.eta"),
+        ({"s_min_uncond": 0.5}, "payload.s_min_uncond"),
         ({"infotext": "a cat\nSteps: 20"}, "payload.infotext"),
         ({"firstphase_width": 512}, "payload.firstphase_width"),
         ({"override_settings": {"sd_vae": "x.pt"}}, "payload.override_settings.sd_vae"),
-        (
-            {"override_settings": {"eta_noise_seed_delta": 31337}},
-            "payload.override_settings.eta_noise_seed_delta",
-        ),
         ({"prompt": "a cat <lora:cute:0.8>"}, "payload.prompt"),
     ],
 )
@@ -613,7 +594,7 @@ def test_img2img_undecodable_image_names_its_index() -> None:
 
 
 def test_img2img_oversized_image() -> None:
-    limits = Limits(max_init_image_bytes=1000)
+    limits = {"max_init_image_bytes": 1000}
     big = png_b64((256, 256), (1, 2, 3))
     noisy = io.BytesIO()
     Image.effect_noise((128, 128), 80).save(noisy, format="PNG")
@@ -660,3 +641,13 @@ def test_error_dict_shape() -> None:
         "detail": "width must be a multiple of 8 (got 500)",
         "field": "payload.width",
     }
+
+
+def test_sampler_parameters_and_ensd_reach_the_request() -> None:
+    req = parse(job(sampler_name="Euler", s_churn=0.5, s_noise=0.9, override_settings={"eta_noise_seed_delta": 31337}))
+    assert (req.sampler.s_churn, req.sampler.s_noise, req.eta_noise_seed_delta) == (0.5, 0.9, 31337)
+    ddim = parse(job(sampler_name="DDIM", eta=0.3)).sampler
+    assert (ddim.kind, ddim.eta, ddim.eta_default) == ("timesteps", 0.3, 0.0)
+    # The hires pass takes what it uses: DPM++ 2M there ignores eta without refusing the job.
+    hires = parse(job(sampler_name="Euler a", eta=0.4, enable_hr=True, hr_sampler_name="DPM++ 2M")).hires
+    assert hires.sampler.name == "DPM++ 2M" and hires.sampler.eta is None

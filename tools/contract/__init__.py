@@ -1,0 +1,1 @@
+"""The generation contract's master copy and the tool that writes it into every deployable."""
