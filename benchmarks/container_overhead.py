@@ -24,7 +24,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.report import emit, median, note, percentile  # noqa: E402
-from tools.localstack import REPO, Service, backend_python, free_port, make_tiny_checkpoint  # noqa: E402
+from tools.local_processes import REPO, Service, backend_python, free_port, make_tiny_checkpoint  # noqa: E402
 
 
 def model_ref(path: Path) -> dict:

@@ -33,8 +33,9 @@ def main() -> None:
     import torch
     from diffusers import DPMSolverMultistepScheduler
 
-    from inference_container.engine.checkpoint import CONFIG_ROOT, PipelineLoader
-    from inference_container.engine.engine import Engine
+    from inference_container.engine.architectures import CONFIG_ROOT
+    from inference_container.engine.checkpoint import PipelineLoader
+    from inference_container.engine.facade import Engine
     from inference_container.engine.request import parse_job
     from inference_container.engine.types import ModelRef
     from inference_container.tiny import write_random_checkpoint, write_tiny_model

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import sys
 import threading
 from pathlib import Path
 
-from inference_container.engine.engine import Engine
+from inference_container.app import EngineState, create_app
+from inference_container.engine.facade import Engine
 from inference_container.engine.types import ModelRef
 from inference_container.outputs import open_output_store
-from inference_container.server import EngineState, create_app
-from inference_container.settings import ContainerSettings
+from inference_container.settings import ContainerSettings, SettingsError
 
 log = logging.getLogger("inference_container")
 
@@ -20,17 +21,21 @@ log = logging.getLogger("inference_container")
 def build(settings: ContainerSettings) -> tuple[object, Engine, EngineState]:
     from inference_container.engine.checkpoint import PipelineLoader
     from inference_container.models.cache import ModelCache
+    from inference_container.models.fetchers import FileFetcher
 
     if settings.torch_threads > 0:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    cache = ModelCache(settings.model_cache_dir, settings.model_cache_bytes)
-    loader = PipelineLoader(max_cached=settings.pipelines_in_memory, allow_pickle=settings.allow_pickle)
-    engine = Engine(cache, loader, output_store=open_output_store(settings.output_store))
+    fetchers = {"file": FileFetcher(settings.file_model_roots)}
+    cache = ModelCache(settings.model_cache_dir, settings.model_cache_bytes, fetchers=fetchers)
+    loader = PipelineLoader(max_cached=settings.pipelines_in_memory, allow_pickle=settings.allow_pickle,
+                            work_dir=settings.engine_cache_dir, tokenizer_dir=settings.clip_tokenizer_dir)
+    output_store = open_output_store(settings.output_store)
+    engine = Engine(cache, loader, output_store=output_store)
     state = EngineState()
     app = create_app(engine, max_waiting=settings.max_waiting, max_body_bytes=settings.max_body_bytes,
-                     state=state)
+                     state=state, output_store=output_store, marker_poll_s=settings.marker_poll_s)
     return app, engine, state
 
 
@@ -72,8 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preload", type=Path, default=None, help="checkpoint to load before /ping turns 200")
     args, _unknown = parser.parse_known_args(argv)  # SageMaker passes "serve" as an argument
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = ContainerSettings.from_env(host=args.host, port=args.port, preload_checkpoint=args.preload)
-    app, engine, state = build(settings)
+    try:
+        settings = ContainerSettings.from_env(host=args.host, port=args.port, preload_checkpoint=args.preload)
+        app, engine, state = build(settings)
+    except SettingsError as exc:
+        sys.exit(f"SD Cloud inference container cannot start: {exc}")
     start_warmup(engine, state, settings.preload_checkpoint)
     print(f"SD Cloud inference container listening on http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

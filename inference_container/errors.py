@@ -78,3 +78,10 @@ class NotReady(EngineError):
 
     status = 503
     code = "not_ready"
+
+
+class Conflict(EngineError):
+    """A job with this id is already queued or running here (409)."""
+
+    status = 409
+    code = "conflict"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -311,10 +310,6 @@ def write_random_checkpoint(
 
 def write_tiny_model(out: Path, seed: int = 0) -> Path:
     return write_random_checkpoint(out, seed=seed)
-
-
-def parameter_count(state: Mapping[str, torch.Tensor]) -> int:
-    return sum(math.prod(t.shape) for t in state.values())
 
 
 def main(argv: list[str] | None = None) -> int:

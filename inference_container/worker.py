@@ -2,14 +2,15 @@
 
 The HTTP layer validates a job before it enters the queue, so the queue only holds work that
 can run. When ``max_waiting`` jobs already wait, ``submit`` raises ``Busy`` at once rather than
-letting callers pile up behind a GPU that cannot serve them.
+letting callers pile up behind a GPU that cannot serve them. A waiting job can be withdrawn
+(interrupted before it started): its caller gets the given result at once.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -18,47 +19,66 @@ from inference_container.errors import Busy
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
-
 
 class SingleWorker:
     def __init__(self, max_waiting: int) -> None:
         self._max_waiting = max_waiting
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._waiting = 0
-        self._lock = threading.Lock()
+        self._queue: deque[tuple[str, Callable[[], Any], Future]] = deque()
+        self._changed = threading.Condition()
+        self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="gpu-worker", daemon=True)
         self._thread.start()
 
     @property
     def waiting(self) -> int:
-        with self._lock:
-            return self._waiting
+        with self._changed:
+            return len(self._queue)
 
-    def submit(self, work: Callable[[], Any]) -> Future:
-        with self._lock:
-            if self._waiting >= self._max_waiting:
+    def submit(self, key: str, work: Callable[[], Any]) -> Future:
+        with self._changed:
+            if len(self._queue) >= self._max_waiting:
                 raise Busy(
-                    f"the engine is busy: {self._waiting} job(s) already wait for the GPU "
+                    f"the engine is busy: {len(self._queue)} job(s) already wait for the GPU "
                     f"(limit {self._max_waiting}); retry shortly"
                 )
-            self._waiting += 1
-        future: Future = Future()
-        self._queue.put((work, future))
+            future: Future = Future()
+            self._queue.append((key, work, future))
+            self._changed.notify()
         return future
 
+    def withdraw(self, key: str, result: Callable[[], Any]) -> bool:
+        """Take the waiting job ``key`` out of the queue and answer it with ``result()``.
+
+        False when it is not waiting (it already runs, finished, or was never queued).
+        """
+        with self._changed:
+            for item in self._queue:
+                if item[0] == key:
+                    self._queue.remove(item)
+                    break
+            else:
+                return False
+        future = item[2]
+        try:
+            future.set_result(result())
+        except BaseException as exc:
+            future.set_exception(exc)
+        return True
+
     def stop(self) -> None:
-        self._queue.put(_STOP)
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            work, future = item
-            with self._lock:
-                self._waiting -= 1
+            with self._changed:
+                while not self._queue and not self._stopping:
+                    self._changed.wait()
+                if self._stopping:
+                    return
+                _key, work, future = self._queue.popleft()
             if not future.set_running_or_notify_cancel():
                 continue
             try:

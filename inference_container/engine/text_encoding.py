@@ -18,6 +18,7 @@ Which hidden layer feeds the UNet depends on the model family:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,16 @@ COMMA_BACKTRACK = 20  # the WebUI's default "comma_padding_backtrack"
 BREAK_MARKER = ("BREAK", -1.0)
 
 ParseFn = Callable[[str], list[tuple[str, float]]]
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def tokenizable(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates (from JSON ``\\ud800`` escapes) replaced by U+FFFD.
+
+    The job validator refuses such prompts; this keeps any other caller from crashing the
+    tokenizer, which cannot encode them.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 @dataclass
@@ -62,7 +73,7 @@ def tokenize_chunks(
     """The prompt's 77-token chunks (BOS/EOS included) and its token count, as the WebUI builds them."""
     ids = token_ids(tokenizer)
     parsed = parse(text)
-    texts = [piece for piece, _ in parsed]
+    texts = [tokenizable(piece) for piece, _ in parsed]
     tokenized = tokenizer(texts, truncation=False, add_special_tokens=False)["input_ids"] if texts else []
 
     chunks: list[PromptChunk] = []

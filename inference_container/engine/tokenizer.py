@@ -16,12 +16,13 @@ import gzip
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import Literal
+
+from inference_container.settings import ContainerSettings
 
 BPE_FILE_NAME = "bpe_simple_vocab_16e6.txt.gz"
 # Packages known to ship the merges file, as (import name, distribution name).
@@ -47,11 +48,11 @@ class TokenizerUnavailable(RuntimeError):
 def find_bpe_file() -> Path:
     """Path of ``bpe_simple_vocab_16e6.txt.gz`` from an installed CLIP package, never importing it.
 
-    ``SDCLOUD_CLIP_BPE_PATH`` overrides the search (for images that ship the file elsewhere).
+    The ``clip_bpe_path`` setting (``SDCLOUD_CLIP_BPE_PATH``) overrides the search, for images
+    that ship the file elsewhere.
     """
-    override = os.environ.get("SDCLOUD_CLIP_BPE_PATH")
-    if override:
-        path = Path(override)
+    path = ContainerSettings.from_env().clip_bpe_path
+    if path is not None:
         if path.is_file():
             return path
         raise TokenizerUnavailable(f"SDCLOUD_CLIP_BPE_PATH points to {path}, which is not a file")
@@ -150,11 +151,8 @@ def tokenizer_config(flavour: PadFlavour) -> dict:
 
 
 def default_cache_dir() -> Path:
-    """Explicit argument > ``SDCLOUD_TOKENIZER_DIR`` > ``~/.cache/sdcloud/clip-tokenizer``."""
-    env = os.environ.get("SDCLOUD_TOKENIZER_DIR")
-    if env:
-        return Path(env)
-    return Path.home() / ".cache" / "sdcloud" / "clip-tokenizer"
+    """The ``clip_tokenizer_dir`` setting: ``SDCLOUD_TOKENIZER_DIR``, else ``<engine cache>/clip-tokenizer``."""
+    return ContainerSettings.from_env().clip_tokenizer_dir
 
 
 def tokenizer_folder(flavour: PadFlavour = "clip", cache_dir: Path | None = None) -> Path:

@@ -34,13 +34,11 @@ from urllib.parse import urlparse
 
 from ..engine.types import ModelRef
 from ..errors import ModelUnavailable
-from .fetchers import Fetcher, FileFetcher
+from .fetchers import Fetcher
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
-# Loaders pick the format from the extension (safetensors vs pickle), so the cached file keeps it.
-KNOWN_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CACHED_NAME = re.compile(r"^[0-9a-f]{64}(\.[a-z]+)?$")
 _TEMP_PREFIX = ".tmp-"
@@ -58,16 +56,13 @@ class _Entry:
 class ModelCache:
     """Models by reference → verified local files, within a disk budget."""
 
-    def __init__(
-        self, root: Path | str, budget_bytes: int, fetchers: Mapping[str, Fetcher] | None = None
-    ) -> None:
+    def __init__(self, root: Path | str, budget_bytes: int, *, fetchers: Mapping[str, Fetcher]) -> None:
+        """``fetchers``: one per URI scheme, e.g. ``{"file": FileFetcher(roots)}``."""
         if budget_bytes < 0:
             raise ValueError("budget_bytes must be >= 0")
         self.root = Path(root)
         self.budget_bytes = int(budget_bytes)
-        self._fetchers: dict[str, Fetcher] = (
-            dict(fetchers) if fetchers is not None else {"file": FileFetcher()}
-        )
+        self._fetchers: dict[str, Fetcher] = dict(fetchers)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / _LOCKS).mkdir(exist_ok=True)
         self._guard = threading.Lock()
@@ -79,13 +74,16 @@ class ModelCache:
     # ------------------------------------------------------------------ public
 
     def path_for(self, ref: ModelRef) -> Path:
-        """Where ``ref`` lives in the cache (whether or not it is there yet)."""
+        """Where ``ref`` lives in the cache (whether or not it is there yet).
+
+        Named by the sha256 alone: the name a job gives says nothing reliable about the format,
+        which loaders tell from the content.
+        """
         if not _SHA256.match(ref.sha256):
             raise ModelUnavailable(
                 f"model {ref.name!r} has an invalid sha256 (expected 64 lowercase hex digits)"
             )
-        ext = os.path.splitext(ref.name)[1].lower()
-        return self.root / (ref.sha256 + (ext if ext in KNOWN_EXTENSIONS else ""))
+        return self.root / ref.sha256
 
     def get(self, ref: ModelRef) -> Path:
         """The local path of ``ref``, fetched and verified first if it is not cached.
@@ -158,8 +156,10 @@ class ModelCache:
         except ModelUnavailable as error:
             raise ModelUnavailable(f"model {ref.name!r}: {error.message}") from None
         if size != ref.size:
+            # Nothing about the file itself is echoed: the job may have named a file it cannot read.
             raise ModelUnavailable(
-                f"model {ref.name!r} is {size} bytes at its source, but the job says {ref.size} bytes"
+                f"model {ref.name!r} does not match its reference: the file's size is not the "
+                f"{ref.size} bytes the job says"
             )
 
         log.info("fetching model %s (%d bytes) into the cache", ref.name, ref.size)
@@ -168,13 +168,11 @@ class ModelCache:
             written, actual = self._stream(fetcher, ref, temp)
             if written != ref.size:
                 raise ModelUnavailable(
-                    f"model {ref.name!r}: size mismatch, expected {ref.size} bytes, read {written}"
-                    + (" or more" if written > ref.size else "")
+                    f"model {ref.name!r}: size mismatch, the bytes read do not match the reference "
+                    f"size of {ref.size} bytes (the source changed while it was read?)"
                 )
             if actual != ref.sha256:
-                raise ModelUnavailable(
-                    f"model {ref.name!r} does not match its sha256: expected {ref.sha256}, got {actual}"
-                )
+                raise ModelUnavailable(f"model {ref.name!r} does not match the reference sha256")
             os.replace(temp, path)
             self._fsync_folder()
         except BaseException:

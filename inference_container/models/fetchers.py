@@ -7,6 +7,8 @@ The cache streams from ``open`` while hashing, so a fetcher never buffers a whol
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
@@ -41,27 +43,53 @@ def file_uri_path(uri: str) -> Path:
 
 
 class FileFetcher:
-    """Models on a local or mounted file system (local mode, tests, EFS)."""
+    """Models on a local or mounted file system (local mode, tests, EFS), confined to ``roots``.
+
+    A job names its model by URI, so without confinement it could read any file the container
+    can. Paths are resolved (symlinks followed) before the check, and nothing about a path
+    outside the roots (exists? size? hash?) is ever reported back.
+    """
+
+    def __init__(self, roots: Iterable[Path | str]) -> None:
+        self.roots = tuple(Path(os.path.realpath(Path(r).expanduser())) for r in roots)
+
+    def _confined(self, uri: str) -> Path:
+        path = file_uri_path(uri)
+        real = Path(os.path.realpath(path))
+        if not any(real == root or root in real.parents for root in self.roots):
+            where = ", ".join(str(r) for r in self.roots) or "none configured"
+            raise ModelUnavailable(
+                f"file:// model URIs must point into the model folders (SDCLOUD_MODEL_ROOTS: {where}); "
+                f"{path} is outside them"
+            )
+        return real
 
     def open(self, uri: str) -> BinaryIO:
-        path = file_uri_path(uri)
+        path = self._confined(uri)
         try:
-            return open(path, "rb")  # the cache closes it
+            # O_NOFOLLOW: the resolved path must not have become a symlink since the check.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except FileNotFoundError:
             raise ModelUnavailable(f"model file {path} does not exist") from None
         except IsADirectoryError:
             raise ModelUnavailable(f"model path {path} is a folder, not a file") from None
         except PermissionError:
             raise ModelUnavailable(f"model file {path} is not readable (permission denied)") from None
+        except OSError:
+            raise ModelUnavailable(f"model file {path} cannot be opened") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ModelUnavailable(f"model path {path} is not a regular file")
+        return os.fdopen(fd, "rb")  # the cache closes it
 
     def size(self, uri: str) -> int:
-        path = file_uri_path(uri)
+        path = self._confined(uri)
         try:
-            stat = os.stat(path)
+            info = os.stat(path)
         except FileNotFoundError:
             raise ModelUnavailable(f"model file {path} does not exist") from None
         except PermissionError:
             raise ModelUnavailable(f"model file {path} is not readable (permission denied)") from None
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(info.st_mode):
             raise ModelUnavailable(f"model path {path} is not a regular file")
-        return stat.st_size
+        return info.st_size

@@ -1,3 +1,4 @@
+import shutil
 import threading
 from pathlib import Path
 
@@ -5,7 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from inference_container.engine import architectures as archs
 from inference_container.engine import checkpoint as ck
+from inference_container.engine import model_files as files
 from inference_container.engine.types import ModelRef
 from inference_container.errors import ModelRefused, ModelUnavailable, UnsupportedFeature
 
@@ -28,23 +31,23 @@ def test_sniff_tells_safetensors_from_pickle(tmp_path):
     st = _write(tmp_path / "m.safetensors", {UNET_IN: (8, 4, 3, 3)})
     ckpt = tmp_path / "m.ckpt"
     torch.save({"state_dict": {UNET_IN: torch.zeros(2)}}, ckpt)
-    assert ck.sniff_format(st) == "safetensors"
-    assert ck.sniff_format(ckpt) == "pickle"
+    assert files.sniff_format(st) == "safetensors"
+    assert files.sniff_format(ckpt) == "pickle"
 
 
 def test_sniff_goes_by_content_not_name(tmp_path):
     disguised = tmp_path / "model.safetensors"
     torch.save({UNET_IN: torch.zeros(2)}, disguised)
-    assert ck.sniff_format(disguised) == "pickle"
+    assert files.sniff_format(disguised) == "pickle"
     with pytest.raises(ModelRefused, match="pickle"):
-        ck.detect_architecture(disguised)
+        archs.detect_architecture(disguised)
 
 
 def test_garbage_file_is_unavailable_with_a_clear_message(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"this is not a model at all")
     with pytest.raises(ModelUnavailable, match="neither safetensors nor a PyTorch checkpoint"):
-        ck.sniff_format(junk)
+        files.sniff_format(junk)
 
 
 def test_truncated_safetensors_is_unavailable(tmp_path):
@@ -52,19 +55,19 @@ def test_truncated_safetensors_is_unavailable(tmp_path):
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(full.read_bytes()[:-100])
     with pytest.raises(ModelUnavailable, match="truncated"):
-        ck.read_safetensors_header(cut)
+        files.read_safetensors_header(cut)
 
 
 def test_missing_file_is_unavailable(tmp_path):
     with pytest.raises(ModelUnavailable, match="cannot read"):
-        ck.sniff_format(tmp_path / "nope.safetensors")
+        files.sniff_format(tmp_path / "nope.safetensors")
 
 
 # --- architecture detection ---------------------------------------------------------------------
 
 
 def test_tiny_model_declares_itself(tiny_checkpoint):
-    assert ck.detect_architecture(tiny_checkpoint) == ck.ARCH_TINY
+    assert archs.detect_architecture(tiny_checkpoint) == archs.ARCH_TINY
 
 
 @pytest.mark.parametrize(
@@ -89,7 +92,7 @@ def test_tiny_model_declares_itself(tiny_checkpoint):
     ],
 )
 def test_key_heuristics(tmp_path, keys, expected):
-    assert ck.detect_architecture(_write(tmp_path / "m.safetensors", keys)) == expected
+    assert archs.detect_architecture(_write(tmp_path / "m.safetensors", keys)) == expected
 
 
 def test_modelspec_architecture_overrides_keys(tmp_path):
@@ -98,13 +101,13 @@ def test_modelspec_architecture_overrides_keys(tmp_path):
         {UNET_IN: (8, 4, 3, 3), "cond_stage_model.transformer.text_model.final_layer_norm.weight": (8,)},
         {"modelspec.architecture": "stable-diffusion-xl-v1-base"},
     )
-    assert ck.detect_architecture(path) == "sdxl"
+    assert archs.detect_architecture(path) == "sdxl"
 
 
 def test_lora_is_refused(tmp_path):
     path = _write(tmp_path / "lora.safetensors", {"lora_unet_down_blocks_0.alpha": (1,)})
     with pytest.raises(ModelRefused, match="LoRA"):
-        ck.detect_architecture(path)
+        archs.detect_architecture(path)
 
 
 def test_inpainting_model_is_unsupported(tmp_path):
@@ -113,7 +116,7 @@ def test_inpainting_model_is_unsupported(tmp_path):
         {UNET_IN: (8, 9, 3, 3), "cond_stage_model.transformer.text_model.final_layer_norm.weight": (8,)},
     )
     with pytest.raises(UnsupportedFeature, match="9-channel"):
-        ck.detect_architecture(path)
+        archs.detect_architecture(path)
 
 
 def test_sdxl_refiner_is_unsupported(tmp_path):
@@ -122,7 +125,7 @@ def test_sdxl_refiner_is_unsupported(tmp_path):
         {UNET_IN: (8, 4, 3, 3), "conditioner.embedders.0.model.ln_final.weight": (8,)},
     )
     with pytest.raises(UnsupportedFeature, match="refiner"):
-        ck.detect_architecture(path)
+        archs.detect_architecture(path)
 
 
 def test_pickle_refused_without_opt_in_and_read_with_it(tmp_path):
@@ -137,8 +140,8 @@ def test_pickle_refused_without_opt_in_and_read_with_it(tmp_path):
         path,
     )
     with pytest.raises(ModelRefused, match="SDCLOUD_ALLOW_PICKLE"):
-        ck.detect_architecture(path)
-    assert ck.detect_architecture(path, allow_pickle=True) == "sd15"
+        archs.detect_architecture(path)
+    assert archs.detect_architecture(path, allow_pickle=True) == "sd15"
 
 
 def test_declared_prediction_type(tmp_path):
@@ -147,17 +150,17 @@ def test_declared_prediction_type(tmp_path):
     )
     eps = _write(tmp_path / "e.safetensors", {UNET_IN: (1,)}, {"modelspec.prediction_type": "epsilon"})
     plain = _write(tmp_path / "p.safetensors", {UNET_IN: (1,)})
-    assert ck.declared_prediction_type(v) == "v_prediction"
-    assert ck.declared_prediction_type(eps) == "epsilon"
-    assert ck.declared_prediction_type(plain) is None
+    assert archs.declared_prediction_type(v) == "v_prediction"
+    assert archs.declared_prediction_type(eps) == "epsilon"
+    assert archs.declared_prediction_type(plain) is None
 
 
 # --- configs ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ck.ARCHITECTURES)
+@pytest.mark.parametrize("arch", archs.ARCHITECTURES)
 def test_shipped_configs_are_complete(arch):
-    folder = ck.config_dir(arch)
+    folder = archs.config_dir(arch)
     for name in (
         "model_index.json",
         "unet/config.json",
@@ -170,18 +173,18 @@ def test_shipped_configs_are_complete(arch):
 
 
 def test_prepared_config_adds_tokenizers(engine_work_dir):
-    folder = ck.prepared_config_dir("sdxl", engine_work_dir)
+    folder = archs.prepared_config_dir("sdxl", engine_work_dir)
     assert (folder / "tokenizer" / "vocab.json").is_file()
     assert (folder / "tokenizer_2" / "merges.txt").is_file()
     assert '"!"' in (folder / "tokenizer_2" / "tokenizer_config.json").read_text()
-    assert ck.prepared_config_dir("sdxl", engine_work_dir) == folder
+    assert archs.prepared_config_dir("sdxl", engine_work_dir) == folder
 
 
 # --- the loader ------------------------------------------------------------------------------------
 
 
 def test_tiny_model_loads_on_cpu_in_fp32(tiny_model, tiny_ref):
-    assert tiny_model.architecture == ck.ARCH_TINY
+    assert tiny_model.architecture == archs.ARCH_TINY
     assert tiny_model.device.type == "cpu" and tiny_model.dtype == torch.float32
     assert tiny_model.rng_name == "CPU"
     assert tiny_model.vae_scale_factor == 8 and tiny_model.latent_channels == 4
@@ -293,7 +296,7 @@ def test_configs_reproduce_the_public_architectures(arch):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    folder = ck.config_dir(arch)
+    folder = archs.config_dir(arch)
 
     def load(part):
         return json.loads((folder / part / "config.json").read_text())
@@ -313,8 +316,8 @@ def test_configs_reproduce_the_public_architectures(arch):
 def test_sd2_config_is_the_768_v_model():
     import json
 
-    scheduler = json.loads((ck.config_dir("sd2") / "scheduler" / "scheduler_config.json").read_text())
-    unet = json.loads((ck.config_dir("sd2") / "unet" / "config.json").read_text())
+    scheduler = json.loads((archs.config_dir("sd2") / "scheduler" / "scheduler_config.json").read_text())
+    unet = json.loads((archs.config_dir("sd2") / "unet" / "config.json").read_text())
     assert scheduler["prediction_type"] == "v_prediction"
     assert unet["sample_size"] == 96 and unet["use_linear_projection"] is True
 
@@ -327,4 +330,25 @@ def test_header_with_missing_offsets_is_unavailable(tmp_path):
     path = tmp_path / "odd.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0\0")
     with pytest.raises(ModelUnavailable, match="corrupt safetensors header"):
-        ck.detect_architecture(path)
+        archs.detect_architecture(path)
+
+
+def test_a_checkpoint_named_without_a_suffix_loads_by_its_content(tmp_path, engine_work_dir, tiny_checkpoint):
+    # The model cache stores files under their sha256 alone; diffusers goes by suffix.
+    bare = tmp_path / ("e" * 64)
+    shutil.copyfile(tiny_checkpoint, bare)
+    loader = ck.PipelineLoader(device="cpu", max_cached=1, work_dir=engine_work_dir)
+    model = loader.load(bare, ModelRef("my model", bare.as_uri(), "e" * 64, bare.stat().st_size))
+    assert model.architecture == archs.ARCH_TINY
+    assert model.txt2img.unet is not None
+
+
+def test_named_for_format_links_only_when_the_suffix_is_wrong(tmp_path):
+    right = _write(tmp_path / "m.safetensors", {UNET_IN: (8, 4, 3, 3)})
+    with files.named_for_format(right, "safetensors") as named:
+        assert named == right
+    bare = tmp_path / ("f" * 64)
+    shutil.copyfile(right, bare)
+    with files.named_for_format(bare, "safetensors") as named:
+        assert named.suffix == ".safetensors" and named.read_bytes() == bare.read_bytes()
+    assert not named.exists() and bare.exists()

@@ -6,11 +6,14 @@ import base64
 import json
 
 import pytest
+from PIL import Image
 
-from inference_container.engine.engine import Engine
+from inference_container.engine.facade import Engine
 from inference_container.engine.png import read_parameters
+from inference_container.engine.types import GeneratedImage, GenerationResult
 from inference_container.errors import InvalidRequest
 from inference_container.models.cache import ModelCache
+from inference_container.models.fetchers import FileFetcher
 from inference_container.outputs import FolderOutputStore
 
 
@@ -23,8 +26,28 @@ def _job(ref, **extra) -> dict:
 
 
 @pytest.fixture
-def cache(tmp_path):
-    return ModelCache(tmp_path / "cache", 10**9)
+def cache(tmp_path, tiny_checkpoint):
+    return ModelCache(tmp_path / "cache", 10**9, fetchers={"file": FileFetcher([tiny_checkpoint.parent])})
+
+
+class RecordingStore(FolderOutputStore):
+    """The folder store, remembering the order of writes."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.written: list[str] = []
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        super().put(key, data, content_type)
+        self.written.append(key)
+
+
+def _partial_generate(model, request, on_progress, control):
+    """A generator interrupted after the first image of a two-image batch."""
+    assert control is not None
+    image = GeneratedImage(Image.new("RGB", (64, 64), "red"), request.seed, request.subseed, request.prompt,
+                           request.negative_prompt)
+    return GenerationResult([image], interrupted=True, skipped_iterations=(1,))
 
 
 def test_inline_response_has_images_info_and_infotext(loader, tiny_ref, cache):
@@ -56,3 +79,42 @@ def test_output_prefix_without_a_store_is_refused_before_any_work(loader, tiny_r
         Engine(cache, loader).validate(_job(tiny_ref, output={"prefix": "jobs/job-7/"}))
     assert refused.value.field == "output.prefix"
     assert cache.stats()["misses"] == 0 and cache.stats()["models"] == 0  # nothing was fetched
+
+
+def test_result_document_is_written_last_and_equals_the_response(loader, tiny_ref, cache, tmp_path):
+    store = RecordingStore(tmp_path / "blobs")
+    engine = Engine(cache, loader, output_store=store)
+    body = engine.run(engine.validate(_job(tiny_ref, output={"prefix": "jobs/job-7/"})), lambda p: None)
+    assert store.written == ["jobs/job-7/images/0.png", "jobs/job-7/images/1.png", "jobs/job-7/result.json"]
+    assert json.loads((tmp_path / "blobs/jobs/job-7/result.json").read_text()) == body
+    assert body["interrupted"] is False and body["skipped_iterations"] == []
+
+
+def test_a_model_named_without_a_suffix_runs(loader, tiny_ref, cache):
+    engine = Engine(cache, loader)
+    job = _job(tiny_ref)
+    job["models"]["checkpoint"]["name"] = "my tiny model"
+    body = engine.run(engine.validate(job), lambda p: None)
+    assert len(body["images"]) == 2
+
+
+def test_an_interrupted_generation_returns_its_images_with_infotext(loader, tiny_ref, cache, tmp_path):
+    store = RecordingStore(tmp_path / "blobs")
+    engine = Engine(cache, loader, output_store=store, generate=_partial_generate)
+    request = engine.validate(_job(tiny_ref, output={"prefix": "jobs/job-7/"}))
+    body = engine.run(request, lambda p: None, control=object())
+    assert body["interrupted"] is True and body["skipped_iterations"] == [1]
+    assert body["output"]["images"] == [{"key": "jobs/job-7/images/0.png"}]
+    infotext = json.loads(body["info"])["infotexts"][0]
+    assert infotext.startswith("a cat\n") and "Seed: 5" in infotext
+    assert read_parameters((tmp_path / "blobs/jobs/job-7/images/0.png").read_bytes()) == infotext
+    assert json.loads((tmp_path / "blobs/jobs/job-7/result.json").read_text()) == body
+
+
+def test_interrupted_before_start_answers_an_empty_result(loader, tiny_ref, cache, tmp_path):
+    store = RecordingStore(tmp_path / "blobs")
+    engine = Engine(cache, loader, output_store=store)
+    body = engine.interrupted_result(engine.validate(_job(tiny_ref, output={"prefix": "jobs/job-7/"})))
+    assert body["interrupted"] is True and body["output"]["images"] == []
+    assert store.written == ["jobs/job-7/result.json"]
+    assert cache.stats()["models"] == 0  # nothing was fetched

@@ -44,7 +44,7 @@ BLOBS = {f"mem://{name}": data for name, data in MODELS.items()}
 def test_miss_then_hit(tmp_path: Path) -> None:
     cache, fetcher = make(tmp_path, 10_000, BLOBS)
     path = cache.get(REFS["a"])
-    assert path == tmp_path / f"{REFS['a'].sha256}.safetensors"
+    assert path == tmp_path / REFS["a"].sha256
     assert path.read_bytes() == MODELS["a"]
     assert cache.get(REFS["a"]) == path
     assert fetcher.opens == ["mem://a"]
@@ -66,13 +66,13 @@ def test_file_fetcher_end_to_end(tmp_path: Path) -> None:
     source.parent.mkdir()
     source.write_bytes(MODELS["b"])
     ref = ref_for("my model.safetensors", MODELS["b"], source.as_uri())
-    cache = ModelCache(tmp_path / "cache", 10_000)
+    cache = ModelCache(tmp_path / "cache", 10_000, fetchers={"file": FileFetcher([source.parent])})
     path = cache.get(ref)
     assert path.read_bytes() == MODELS["b"] and path.parent == tmp_path / "cache"
 
 
 def test_missing_file_names_the_model_and_path(tmp_path: Path) -> None:
-    cache = ModelCache(tmp_path / "cache", 10_000, fetchers={"file": FileFetcher()})
+    cache = ModelCache(tmp_path / "cache", 10_000, fetchers={"file": FileFetcher([tmp_path])})
     missing = tmp_path / "nope.safetensors"
     with pytest.raises(ModelUnavailable) as info:
         cache.get(ModelRef("nope.safetensors", missing.as_uri(), "0" * 64, 10))
@@ -87,7 +87,8 @@ def test_hash_mismatch_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable) as info:
         cache.get(wrong)
     message = info.value.message
-    assert "'a.safetensors'" in message and "f" * 64 in message and REFS["a"].sha256 in message
+    assert "'a.safetensors'" in message and "does not match the reference" in message
+    assert REFS["a"].sha256 not in message  # never what the file hashes to
     assert cached_files(tmp_path) == []
     assert cache.get(REFS["a"]).read_bytes() == MODELS["a"]
 
@@ -96,7 +97,7 @@ def test_size_mismatch_against_the_job(tmp_path: Path) -> None:
     cache, fetcher = make(tmp_path, 10_000, BLOBS)
     with pytest.raises(ModelUnavailable) as info:
         cache.get(ModelRef("a.safetensors", "mem://a", REFS["a"].sha256, 99))
-    assert "100 bytes" in info.value.message and "99" in info.value.message
+    assert "99 bytes" in info.value.message and "100" not in info.value.message  # never the file's size
     assert fetcher.opens == []  # refused before downloading
     assert cached_files(tmp_path) == []
 
@@ -244,5 +245,69 @@ def test_two_processes_fetch_the_same_model_once(tmp_path: Path) -> None:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0]
     assert len(log.read_text().splitlines()) == 1
-    assert cached_files(root) == [f"{ref.sha256}.safetensors"]
-    assert hashlib.sha256((root / f"{ref.sha256}.safetensors").read_bytes()).hexdigest() == ref.sha256
+    assert cached_files(root) == [ref.sha256]
+    assert hashlib.sha256((root / ref.sha256).read_bytes()).hexdigest() == ref.sha256
+
+
+# --- file:// confinement -----------------------------------------------------------------------
+
+
+def _file_cache(tmp_path: Path, root: Path) -> ModelCache:
+    return ModelCache(tmp_path / "cache", 10_000, fetchers={"file": FileFetcher([root])})
+
+
+def test_file_outside_the_roots_is_refused_without_leaking_size_or_hash(tmp_path: Path) -> None:
+    roots = tmp_path / "models"
+    roots.mkdir()
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"do not tell" * 10)
+    actual_sha = hashlib.sha256(secret.read_bytes()).hexdigest()
+    cache = _file_cache(tmp_path, roots)
+    with pytest.raises(ModelUnavailable) as info:
+        cache.get(ModelRef("secret.key", secret.as_uri(), "0" * 64, 1))
+    message = info.value.message
+    assert "outside" in message and "SDCLOUD_MODEL_ROOTS" in message
+    assert str(secret.stat().st_size) not in message and actual_sha not in message
+    # a missing file outside the roots answers the same: no oracle for what exists there
+    with pytest.raises(ModelUnavailable) as missing:
+        cache.get(ModelRef("nope", (tmp_path / "nope").as_uri(), "0" * 64, 1))
+    assert "outside" in missing.value.message and "exist" not in missing.value.message
+    assert cached_files(tmp_path / "cache") == []
+
+
+def test_symlink_escaping_the_roots_is_refused(tmp_path: Path) -> None:
+    roots = tmp_path / "models"
+    roots.mkdir()
+    target = tmp_path / "elsewhere.safetensors"
+    target.write_bytes(MODELS["c"])
+    (roots / "link.safetensors").symlink_to(target)
+    (roots / "sub").symlink_to(tmp_path)  # a folder link out of the root, too
+    cache = _file_cache(tmp_path, roots)
+    for uri in ((roots / "link.safetensors").as_uri(), (roots / "sub" / "elsewhere.safetensors").as_uri(),
+                roots.as_uri() + "/../elsewhere.safetensors"):
+        with pytest.raises(ModelUnavailable, match="outside"):
+            cache.get(ref_for("link.safetensors", MODELS["c"], uri))
+    assert cached_files(tmp_path / "cache") == []
+
+
+def test_symlink_within_the_roots_is_followed(tmp_path: Path) -> None:
+    roots = tmp_path / "models"
+    (roots / "real").mkdir(parents=True)
+    (roots / "real" / "m.safetensors").write_bytes(MODELS["d"])
+    (roots / "alias.safetensors").symlink_to(roots / "real" / "m.safetensors")
+    cache = _file_cache(tmp_path, roots)
+    path = cache.get(ref_for("alias.safetensors", MODELS["d"], (roots / "alias.safetensors").as_uri()))
+    assert path.read_bytes() == MODELS["d"]
+
+
+def test_no_roots_means_no_file_models(tmp_path: Path) -> None:
+    source = tmp_path / "m.safetensors"
+    source.write_bytes(MODELS["e"])
+    cache = ModelCache(tmp_path / "cache", 10_000, fetchers={"file": FileFetcher([])})
+    with pytest.raises(ModelUnavailable, match="none configured"):
+        cache.get(ref_for("m.safetensors", MODELS["e"], source.as_uri()))
+
+
+def test_the_cache_names_files_by_hash_alone(tmp_path: Path) -> None:
+    cache, _ = make(tmp_path, 10_000, BLOBS)
+    assert cache.get(ModelRef("model.ckpt", "mem://a", REFS["a"].sha256, 100)).name == REFS["a"].sha256

@@ -213,3 +213,10 @@ def test_repeat_makes_a_batch(tiny_model):
 
 def test_uses_the_shared_prompt_parser():
     assert te.parse_prompt_attention is parse_prompt_attention
+
+
+def test_a_lone_surrogate_does_not_crash_the_tokenizer(clip_tokenizer):
+    # The validator refuses such prompts; any other caller gets U+FFFD tokens, not a TypeError.
+    chunks, _ = te.tokenize_chunks(clip_tokenizer, "a \ud800 cat")
+    same, _ = te.tokenize_chunks(clip_tokenizer, "a \ufffd cat")
+    assert chunks[0].tokens == same[0].tokens

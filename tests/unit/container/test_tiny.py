@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from inference_container import tiny
-from inference_container.engine.checkpoint import CONFIG_ROOT
+from inference_container.engine.architectures import CONFIG_ROOT
 
 REPO = Path(__file__).resolve().parents[3]
 
