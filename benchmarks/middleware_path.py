@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.report import emit, median, note, percentile  # noqa: E402
 from sdcloud.client import SDCloudClient  # noqa: E402
-from tools.localstack import LocalStack  # noqa: E402
+from tools.local_processes import LocalStack  # noqa: E402
 
 PAYLOAD = {"prompt": "a lighthouse", "steps": 2, "width": 64, "height": 64, "seed": 1}
 

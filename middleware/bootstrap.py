@@ -110,6 +110,7 @@ def build_local(settings: Settings) -> LocalRuntime:
     db = SqliteDatabase(data_dir / "sdcloud.db")
     jobs = SqliteJobStore(db)
     users = SqliteUserStore(db)
+    # The inference container writes each job's outputs here too (SDCLOUD_OUTPUT_STORE=file://...).
     blobs = FolderBlobStore(data_dir / "blobs", load_or_create_secret(data_dir / "blob-signing-key"))
     catalog = FolderModelCatalog(settings.resolved_models_dir, db)
     notifier = InProcessNotifier()
@@ -130,6 +131,7 @@ def build_local(settings: Settings) -> LocalRuntime:
                     retry_backoff_s=settings.retry_backoff_s,
                     request_timeout_s=settings.request_timeout_s,
                     busy_retry_s=settings.busy_retry_s,
+                    cancel_wait_s=settings.cancel_wait_s,
                 ),
             )
             for endpoint in container_endpoints
@@ -137,13 +139,21 @@ def build_local(settings: Settings) -> LocalRuntime:
     )
     services = Services(
         auth=AuthService(users, users),
-        inferences=InferenceService(jobs, catalog, compute, notifier, events, endpoint_names=compute.names),
+        inferences=InferenceService(
+            jobs, blobs, catalog, compute, notifier, events, endpoint_names=compute.names
+        ),
         events=events,
         catalog=CatalogService(catalog, compute),
         blobs=BlobAccess(blobs, settings.signed_url_ttl_s),
         mode="local",
     )
-    sweeper = JobSweeper(jobs, events, compute, silence_s=settings.worker_silence_s)
+    sweeper = JobSweeper(
+        jobs,
+        events,
+        compute,
+        silence_s=settings.worker_silence_s,
+        cancel_timeout_s=settings.cancel_timeout_s,
+    )
     app = create_app(
         services, public_base_url=settings.public_base_url, max_body_bytes=settings.max_body_bytes
     )

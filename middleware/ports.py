@@ -7,7 +7,6 @@ against every adapter of a port.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -23,9 +22,14 @@ class StoreConflict(Exception):
 
 @runtime_checkable
 class JobStore(Protocol):
+    """Job records. The domain computes every new state (``middleware.domain.job``); a store only
+    persists it, conditionally, so that two writers never both win. DynamoDB maps ``update`` to
+    ``PutItem`` with ``ConditionExpression="#status = :prev_status AND #version = :prev_version"``,
+    SQLite to ``UPDATE ... WHERE id=? AND status=? AND version=?``."""
+
     def create(self, job: Job) -> tuple[Job, bool]:
         """Insert ``job``; if ``job.idempotency_key`` is already used by ``job.owner``, return the
-        existing job and False instead."""
+        existing job and False instead. Raises ValueError for a duplicate id."""
 
     def get(self, job_id: str) -> Job | None: ...
 
@@ -37,22 +41,21 @@ class JobStore(Protocol):
         """The owner's jobs, newest first, and an opaque cursor for the next page (None at the end).
         Raises ValueError for a cursor this store did not produce."""
 
-    def transition(
-        self, job_id: str, from_status: JobStatus, expected_version: int, changes: Mapping[str, Any]
-    ) -> Job | None:
-        """Apply ``changes`` (must hold ``status``; may hold progress, error, result, heartbeat_at)
-        only if the job is still ``from_status`` at ``expected_version`` and the state machine
-        allows the move. Returns the new job (version + 1), or None when the condition failed.
-        Raises IllegalTransition when the table forbids ``from_status -> changes['status']``."""
-
-    def update_progress(self, job_id: str, progress: Progress) -> Job | None:
-        """Set progress and heartbeat, version + 1, only while the job is not terminal."""
+    def update(self, previous: Job, new: Job) -> bool:
+        """Store ``new`` (same id, ``previous.version + 1``) only if the stored job still has
+        ``previous.status`` and ``previous.version``; False when that condition failed (the caller
+        re-reads and decides). Raises IllegalTransition when the state machine forbids
+        ``previous.status -> new.status``, and ValueError when ``new`` is not the next version."""
 
     def touch(self, job_id: str, at_us: int) -> bool:
-        """Record a heartbeat without a new version (no client is woken for it)."""
+        """Record a heartbeat without a new version (no client is woken for it); only while the
+        job is not terminal."""
 
     def find_stale_running(self, older_than_us: int, limit: int = 100) -> list[Job]:
         """Running jobs whose last heartbeat is older than ``older_than_us``."""
+
+    def find_cancels_unanswered(self, requested_before_us: int, limit: int = 100) -> list[Job]:
+        """Running jobs whose cancel was requested before ``requested_before_us``."""
 
     def list_by_status(self, status: JobStatus, limit: int = 100, after_id: str | None = None) -> list[Job]:
         """Jobs in ``status``, oldest first, paged by ``after_id`` (the last id of the previous page)."""
@@ -143,21 +146,29 @@ class JobEvents(Protocol):
     def job_heartbeat(self, job_id: str) -> None: ...
 
     def job_succeeded(self, job_id: str, result_key: str) -> None:
-        """The result document (container response shape) is in the blob store at ``result_key``."""
+        """The result document (container response shape, ``interrupted`` true when a cancel or
+        skip cut sampling short) is in the blob store at ``result_key``."""
 
     def job_failed(self, job_id: str, code: str, message: str) -> None: ...
 
 
 @runtime_checkable
 class Compute(Protocol):
-    def submit(self, document: dict[str, Any], endpoint: str | None = None) -> None:
-        """Start the job document (DESIGN §4) on the named endpoint without waiting for it; None
-        means the default (first configured) endpoint. The name travels beside the document, as
-        SageMaker's EndpointName does, so the container receives the document unchanged. Raises
-        ValueError for an endpoint this compute does not have."""
+    def submit(self, job_id: str, request_key: str, endpoint: str | None = None) -> None:
+        """Start the job whose document (DESIGN §4) is in the blob store at ``request_key``, on the
+        named endpoint, without waiting for it (SageMaker: ``invoke_endpoint_async(InputLocation=
+        request_key, InferenceId=job_id)``); None means the default (first configured) endpoint.
+        Raises ValueError for an endpoint this compute does not have."""
 
     def cancel(self, job_id: str) -> None:
-        """Stop waiting for the job if it is running or queued here; harmless when unknown."""
+        """Stop the job: drop it if it has not started here; if it runs, write the marker
+        ``jobs/<id>/cancel`` the container checks between steps (and, where there is one, call its
+        interrupt endpoint). The container then answers with the images sampled so far, through
+        the normal completion path. Harmless when the job is unknown."""
+
+    def skip(self, job_id: str, iteration: int) -> None:
+        """End batch iteration ``iteration`` (0-based) of a running job and go on with the next:
+        the marker ``jobs/<id>/skip`` (and, where there is one, the container's skip endpoint)."""
 
     def endpoints(self) -> list[EndpointState]: ...
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from middleware.container_endpoints import ContainerEndpoint, parse_container_endpoints
 from middleware.domain.generation_rules import MAX_BODY_BYTES
+from middleware.endpoint_urls import ContainerEndpoint, parse_container_endpoints
 
 # Settings that also have a command-line flag (middleware/entrypoints/local.py).
 _FLAGS = ("host", "port", "data_dir", "models_dir", "container_url", "public_base_url")
@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(0.5, ge=0)
     request_timeout_s: float = Field(3600.0, gt=0)
     busy_retry_s: float = Field(300.0, ge=0)
+    cancel_wait_s: float = Field(
+        30.0, gt=0, description="how long a local worker waits for the container's answer to a cancel"
+    )
+    cancel_timeout_s: float = Field(
+        60.0, gt=0, description="the sweeper ends a cancel the container never answered after this long"
+    )
 
     admin_user: str = "admin"
     log_level: str = "info"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.localstack import LocalStack, make_tiny_checkpoint  # noqa: E402
+from tools.local_processes import LocalStack, make_tiny_checkpoint  # noqa: E402
 
 
 def main() -> int:
@@ -55,6 +55,7 @@ def main() -> int:
     print(f"  Middleware API:   {stack.api_url}/v1  (docs at {stack.api_url}/v1/docs)")
     print(f"  Admin API key in: {stack.api_key_file}  (mode 0600; paste it in Settings if asked)")
     print(f"  Data folder:      {data_dir}   logs in {data_dir / 'logs'}")
+    print(f"  Job files:        {stack.blob_dir / 'jobs'}  (request.json, images/, result.json per job)")
     print(f"  Ready in {time.monotonic() - started:.1f} s. Press Ctrl-C to stop.\n", flush=True)
 
     stopping = False

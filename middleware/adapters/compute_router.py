@@ -2,7 +2,7 @@
 
 Each endpoint is its own Compute (locally: one LocalCompute, with its own worker threads, per
 configured container). The router sends a job to the endpoint it names, a cancel to the endpoint
-that has the job, and lists every endpoint's state. It depends on the ports only, so it routes
+that has the job (and a skip), and lists every endpoint's state. It depends on the ports only, so it routes
 between fakes in unit tests exactly as between real containers.
 """
 
@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
 from middleware.ports import Compute, EndpointState
 
@@ -60,21 +60,20 @@ class ComputeRouter:
 
     # -- Compute port ----------------------------------------------------------------------------
 
-    def submit(self, document: dict[str, Any], endpoint: str | None = None) -> None:
+    def submit(self, job_id: str, request_key: str, endpoint: str | None = None) -> None:
         name = self.default if endpoint is None else endpoint
         target = self._endpoints.get(name)
         if target is None:
             raise UnknownEndpoint(
                 f"endpoint {name!r} is not configured (configured: {', '.join(self._names)})"
             )
-        job_id = str(document.get("id"))
         with self._lock:
             self._jobs[job_id] = name
             self._jobs.move_to_end(job_id)
             while len(self._jobs) > self._remember:
                 self._jobs.popitem(last=False)
         try:
-            target.submit(document, endpoint=name)
+            target.submit(job_id, request_key, endpoint=name)
         except BaseException:
             with self._lock:
                 self._jobs.pop(job_id, None)
@@ -82,7 +81,9 @@ class ComputeRouter:
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
-            name = self._jobs.pop(job_id, None)
+            # Kept, not popped: the partial result of a cancelled job still arrives, and a
+            # second cancel (or the sweeper's) must reach the same endpoint.
+            name = self._jobs.get(job_id)
         if name is not None:
             self._endpoints[name].cancel(job_id)
             return
@@ -90,6 +91,13 @@ class ComputeRouter:
         # job is unknown, so every endpoint is told.
         for compute in self._endpoints.values():
             compute.cancel(job_id)
+
+    def skip(self, job_id: str, iteration: int) -> None:
+        with self._lock:
+            name = self._jobs.get(job_id)
+        targets = [self._endpoints[name]] if name is not None else list(self._endpoints.values())
+        for compute in targets:
+            compute.skip(job_id, iteration)
 
     def endpoints(self) -> list[EndpointState]:
         if len(self._endpoints) == 1:

@@ -1,11 +1,17 @@
 """Compute on a local inference container, emulating a SageMaker asynchronous endpoint.
 
-Per job a worker thread: writes ``jobs/<id>/request.json`` to the blob store (SageMaker's input
-location), POSTs the job document to the container's ``/invocations`` while a poller relays
-``GET /progress`` to the job record, then writes ``jobs/<id>/images/<n>.png`` and
-``jobs/<id>/result.json`` (the output location) and reports through the same ``JobEvents``
-completion path that AWS notifications use. Every outcome ends in a report: a job never stays
-running because of this module.
+Per job a worker thread reads the job document from ``jobs/<id>/request.json`` (SageMaker's
+InputLocation) and POSTs it to the container's ``/invocations`` while a poller relays
+``GET /progress`` to the job record. The container writes ``jobs/<id>/images/<n>.png`` and
+``jobs/<id>/result.json`` under the document's ``output.prefix`` into the same folder (it runs
+with ``SDCLOUD_OUTPUT_STORE=file://<the blob folder>``), and the worker hands ``result.json`` to
+the same ``JobEvents`` completion path that AWS notifications use. Every outcome ends in a
+report: a job never stays running because of this module.
+
+Cancel and skip reach the GPU twice over: a job-scoped marker in the blob store (what the
+container checks between steps, and all SageMaker async offers) and the container's own
+``POST /jobs/<id>/interrupt`` or ``/skip``. After a cancel the worker keeps reading the answer
+(the container sends the images sampled so far), for at most ``cancel_wait_s``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from middleware.domain.job import Progress
+from middleware.domain.job import (
+    Progress,
+    cancel_marker_key,
+    image_key,
+    result_key,
+    skip_marker_key,
+)
 from middleware.ports import BlobStore, EndpointState, JobEvents
 
 log = logging.getLogger(__name__)
@@ -38,7 +50,9 @@ class _Active:
     job_id: str
     conn: http.client.HTTPConnection | None = None
     cancelled: bool = False
+    abandoned: bool = False  # we hung up on the container (cancel unanswered, or shutting down)
     stop_polling: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class ContainerUnreachable(Exception):
@@ -60,6 +74,7 @@ class LocalCompute:
         retry_backoff_s: float = 0.5,
         request_timeout_s: float = 3600.0,
         busy_retry_s: float = 300.0,
+        cancel_wait_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         parts = urlsplit(container_url)
@@ -79,8 +94,9 @@ class LocalCompute:
         self._retry_backoff = retry_backoff_s
         self._request_timeout = request_timeout_s
         self._busy_retry = busy_retry_s
+        self._cancel_wait = cancel_wait_s
         self._sleep = sleep
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._active: dict[str, _Active] = {}
         self._cancelled: set[str] = set()
@@ -89,11 +105,11 @@ class LocalCompute:
 
     # -- Compute port ----------------------------------------------------------------------------
 
-    def submit(self, document: dict[str, Any], endpoint: str | None = None) -> None:
+    def submit(self, job_id: str, request_key: str, endpoint: str | None = None) -> None:
         if endpoint is not None and endpoint != self._endpoint_name:
             # A wiring mistake, caught before a job runs on a container nobody chose.
             raise ValueError(f"endpoint {endpoint!r} is not served here (this is {self._endpoint_name!r})")
-        self._queue.put(document)
+        self._queue.put((job_id, request_key))
 
     def cancel(self, job_id: str) -> None:
         with self._lock:
@@ -106,10 +122,47 @@ class LocalCompute:
                 self._cancelled.add(job_id)
                 return
             active.cancelled = True
+        self._blobs.put_bytes(
+            cancel_marker_key(job_id), json.dumps({"action": "interrupt"}).encode(), "application/json"
+        )
+        self._tell_container(f"/jobs/{quote(job_id)}/interrupt", {})
+        # The socket stays open: the container answers with the images sampled so far. Only if it
+        # does not within cancel_wait_s do we hang up (and the job ends cancelled with the reason).
+        timer = threading.Timer(self._cancel_wait, self._abandon, args=(active,))
+        timer.daemon = True
+        timer.start()
+
+    def skip(self, job_id: str, iteration: int) -> None:
+        self._blobs.put_bytes(
+            skip_marker_key(job_id), json.dumps({"iteration": int(iteration)}).encode(), "application/json"
+        )
+        self._tell_container(f"/jobs/{quote(job_id)}/skip", {"iteration": int(iteration)})
+
+    def _tell_container(self, path: str, body: dict[str, Any]) -> None:
+        """Best effort, off the caller's thread (an API request must not wait on a hung
+        container): the marker already written is what a container without the route obeys."""
+        threading.Thread(
+            target=self._post_quietly, args=(path, body), name="sdcloud-tell-container", daemon=True
+        ).start()
+
+    def _post_quietly(self, path: str, body: dict[str, Any]) -> None:
+        try:
+            status, data = self._request("POST", path, timeout=5.0, body=json.dumps(body).encode())
+        except OSError as exc:
+            log.info("inference container at %s: %s failed: %s", self.url, path, _reason(exc))
+            return
+        if status >= 300:
+            log.info("inference container at %s: %s answered HTTP %d", self.url, path, status)
+
+    def _abandon(self, active: _Active) -> None:
+        """Hang up on the container for this job (unblocks the worker's read at once)."""
+        if active.done.is_set():
+            return
+        with self._lock:
+            active.abandoned = True
             conn = active.conn
         active.stop_polling.set()
         if conn is not None and conn.sock is not None:
-            # Unblocks the worker's read at once, so the next job is not held up by a cancelled one.
             try:
                 conn.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -153,34 +206,36 @@ class LocalCompute:
         for _ in self._threads:
             self._queue.put(None)
         with self._lock:
-            active = list(self._active)
-        for job_id in active:
-            self.cancel(job_id)
+            active = list(self._active.values())
+        for job in active:
+            # Not a cancel: the jobs stay running in the store, and the next start's recovery
+            # says what became of them.
+            self._abandon(job)
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
-
-    def pending(self) -> int:
-        return self._queue.qsize()
 
     # -- worker ----------------------------------------------------------------------------------
 
     def _worker(self) -> None:
         while True:
-            document = self._queue.get()
-            if document is None or self._stopping.is_set():
+            item = self._queue.get()
+            if item is None or self._stopping.is_set():
                 # Jobs left in the queue stay queued in the store; recovery submits them again
                 # on the next start.
                 return
-            job_id = str(document.get("id"))
+            job_id, request_key = item
             try:
-                self._run(job_id, document)
+                self._run(job_id, request_key)
             except Exception as exc:  # noqa: BLE001 - every job must end in a report
                 log.exception("local worker failed on job %s", job_id)
                 self._events.job_failed(job_id, "internal_error", f"the local worker failed: {exc}")
             finally:
                 with self._lock:
-                    self._active.pop(job_id, None)
+                    active = self._active.pop(job_id, None)
+                if active is not None:
+                    active.done.set()
+                    active.stop_polling.set()
 
     def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -202,15 +257,21 @@ class LocalCompute:
                     self._sleep(self._retry_backoff * (2**attempt))
         raise ContainerUnreachable(f"inference container at {self.url} is not reachable: {_reason(last)}")
 
-    def _run(self, job_id: str, document: dict[str, Any]) -> None:
+    def _run(self, job_id: str, request_key: str) -> None:
         active = _Active(job_id)
         with self._lock:
             if job_id in self._cancelled:
                 self._cancelled.discard(job_id)
                 return
             self._active[job_id] = active
-        body = json.dumps(document, separators=(",", ":")).encode()
-        self._blobs.put_bytes(f"jobs/{job_id}/request.json", body, "application/json")
+        try:
+            # The document goes to the container byte for byte, as SageMaker sends InputLocation.
+            body = self._blobs.get_bytes(request_key)
+        except KeyError:
+            self._events.job_failed(
+                job_id, "request_missing", f"the job's request is missing from the blob store ({request_key})"
+            )
+            return
         started = False
         busy_deadline = time.monotonic() + self._busy_retry
         busy_attempt = 0
@@ -218,8 +279,7 @@ class LocalCompute:
             try:
                 conn = self._connect(active)
             except ContainerUnreachable as exc:
-                if not active.cancelled:
-                    self._events.job_failed(job_id, "container_unreachable", str(exc))
+                self._report_failure(active, "container_unreachable", str(exc))
                 return
             if not started:
                 if not self._events.job_started(job_id):
@@ -233,9 +293,16 @@ class LocalCompute:
                 status, headers, data = self._invoke(conn, body)
             except (OSError, http.client.HTTPException) as exc:
                 active.stop_polling.set()
-                if not active.cancelled:
-                    self._events.job_failed(
-                        job_id,
+                if active.abandoned and active.cancelled:
+                    self._report_failure(
+                        active,
+                        "cancel_unanswered",
+                        f"inference container at {self.url} did not answer the cancel within "
+                        f"{self._cancel_wait:g} s; the images sampled so far are lost",
+                    )
+                else:
+                    self._report_failure(
+                        active,
                         "container_error",
                         f"inference container at {self.url} dropped the connection while running the job: "
                         f"{_reason(exc)}",
@@ -252,13 +319,19 @@ class LocalCompute:
                 continue
             break
         active.stop_polling.set()
-        if active.cancelled:
-            return
         if status == 200:
-            self._store_result(job_id, data)
+            self._complete(job_id, data)
         else:
             code, message = _container_error(status, data, self.url)
+            # After a cancel, the job's record turns this into "cancelled" (see JobEventHandler.fail).
             self._events.job_failed(job_id, code, message)
+
+    def _report_failure(self, active: _Active, code: str, message: str) -> None:
+        if active.abandoned and not active.cancelled:
+            return  # shutting down: the job stays running, recovery reports it on the next start
+        if active.cancelled and code == "container_unreachable":
+            code, message = "cancelled", "cancelled before the container took the job"
+        self._events.job_failed(active.job_id, code, message)
 
     def _invoke(self, conn: http.client.HTTPConnection, body: bytes) -> tuple[int, dict[str, str], bytes]:
         if conn.sock is not None:
@@ -273,39 +346,49 @@ class LocalCompute:
         data = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
 
-    def _store_result(self, job_id: str, data: bytes) -> None:
-        try:
-            response = json.loads(data)
-            if not isinstance(response, dict):
-                raise ValueError("response is not a JSON object")
-            keys: list[str] = []
-            if isinstance(response.get("output"), dict):
-                # The container already wrote the images (job documents with output.prefix).
-                keys = [str(img["key"]) for img in response["output"].get("images", [])]
-            else:
-                images = response.get("images")
-                if not isinstance(images, list) or not images:
-                    raise ValueError("response has no images")
-                for n, encoded in enumerate(images):
-                    key = f"jobs/{job_id}/images/{n}.png"
-                    self._blobs.put_bytes(key, base64.b64decode(encoded, validate=True), "image/png")
-                    keys.append(key)
-        except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-            self._events.job_failed(
-                job_id,
-                "bad_container_response",
-                f"inference container at {self.url} sent an unusable result: {exc}",
-            )
-            return
+    def _complete(self, job_id: str, data: bytes) -> None:
+        """Hand the job's result.json to the completion path. The container writes it under
+        ``output.prefix``; when it did not (an older or other container, or one started without
+        SDCLOUD_OUTPUT_STORE), the 200 body is the result document, with images either written
+        already (``output.images``) or inline as base64 (A1111's shape): we store those and write
+        result.json ourselves, so the completion path is the same either way."""
+        key = result_key(job_id)
+        if not self._blobs.exists(key):
+            try:
+                self._blobs.put_bytes(key, self._result_from_response(job_id, data), "application/json")
+            except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+                self._events.job_failed(
+                    job_id,
+                    "bad_container_response",
+                    f"inference container at {self.url} sent an unusable result: {exc}",
+                )
+                return
+        self._events.job_succeeded(job_id, key)
+
+    def _result_from_response(self, job_id: str, data: bytes) -> bytes:
+        response = json.loads(data)
+        if not isinstance(response, dict):
+            raise ValueError("response is not a JSON object")
+        output = response.get("output")
+        if isinstance(output, dict) and isinstance(output.get("images"), list):
+            keys = [str(img["key"]) for img in output["images"]]
+        else:
+            images = response.get("images")
+            if not isinstance(images, list) or (not images and not response.get("interrupted")):
+                raise ValueError("response has no images")
+            keys = []
+            for n, encoded in enumerate(images):
+                key = image_key(job_id, n)
+                self._blobs.put_bytes(key, base64.b64decode(encoded, validate=True), "image/png")
+                keys.append(key)
         result = {
             "id": job_id,
             "output": {"images": [{"key": k} for k in keys]},
             "parameters": response.get("parameters") or {},
             "info": response.get("info") or "",
+            "interrupted": bool(response.get("interrupted")),
         }
-        result_key = f"jobs/{job_id}/result.json"
-        self._blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
-        self._events.job_succeeded(job_id, result_key)
+        return json.dumps(result).encode()
 
     # -- progress ----------------------------------------------------------------------------------
 
@@ -353,11 +436,14 @@ class LocalCompute:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, timeout: float) -> tuple[int, bytes]:
+    def _request(
+        self, method: str, path: str, timeout: float, body: bytes | None = None
+    ) -> tuple[int, bytes]:
         conn = self._connection()
         conn.timeout = timeout
         try:
-            conn.request(method, path)
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
             return resp.status, resp.read()
         except http.client.HTTPException as exc:

@@ -1,8 +1,9 @@
 """JobStore on SQLite: the transition table is enforced at write time, twice.
 
-``transition`` only updates ``WHERE id=? AND status=? AND version=?`` (optimistic concurrency),
-and a trigger refuses any status change missing from ``job_transitions`` (filled from the domain
-table), so no writer can move a finished job.
+``update`` only writes ``WHERE id=? AND status=? AND version=?`` (optimistic concurrency), and a
+trigger refuses any status change missing from ``job_transitions`` (filled from the domain table),
+so no writer can move a finished job. JSON columns are written with ``ensure_ascii``: a lone
+surrogate in a prompt is stored escaped instead of failing SQLite's UTF-8 encoding.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import base64
 import binascii
 import json
 import sqlite3
-import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from middleware.adapters.sqlite_db import SqliteDatabase
@@ -25,6 +24,7 @@ from middleware.domain.job import (
     JobStatus,
     Progress,
     can_transition,
+    summarize_payload,
 )
 
 _SCHEMA = """
@@ -39,18 +39,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     heartbeat_at INTEGER NOT NULL,
     endpoint TEXT NOT NULL,
     checkpoint TEXT NOT NULL,
+    checkpoint_hash TEXT NOT NULL DEFAULT '',
     idempotency_key TEXT,
     request_hash TEXT,
-    payload TEXT NOT NULL,
-    models TEXT NOT NULL,
+    summary TEXT NOT NULL,
     progress TEXT NOT NULL,
     error TEXT,
-    result TEXT
+    result TEXT,
+    cancel_requested_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_owner_created ON jobs(owner, created_at DESC, id DESC);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_owner_idempotency
     ON jobs(owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_status_id ON jobs(status, id);
+CREATE INDEX IF NOT EXISTS jobs_cancel_requested ON jobs(cancel_requested_at) WHERE cancel_requested_at > 0;
 CREATE TABLE IF NOT EXISTS job_transitions (
     from_status TEXT NOT NULL,
     to_status TEXT NOT NULL,
@@ -67,19 +69,42 @@ END;
 
 _COLUMNS = (
     "id, owner, task, status, version, created_at, updated_at, heartbeat_at, endpoint, checkpoint, "
-    "idempotency_key, request_hash, payload, models, progress, error, result"
+    "checkpoint_hash, idempotency_key, request_hash, summary, progress, error, result, cancel_requested_at"
 )
+# What ``update`` may change (id, owner, task, created_at and the request never change).
+_MUTABLE = (
+    "status", "version", "updated_at", "heartbeat_at", "progress", "error", "result", "cancel_requested_at"
+)  # fmt: skip
 
-_JSON_CHANGES = {"progress", "error", "result"}
 _ACTIVE = tuple(s.value for s in JobStatus if s not in TERMINAL_STATUSES)
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # ensure_ascii: the text is plain ASCII whatever the prompt holds (lone surrogates included).
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
+def _row_values(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "owner": job.owner,
+        "task": job.task,
+        "status": job.status.value,
+        "version": job.version,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "heartbeat_at": job.heartbeat_at or job.created_at,
+        "endpoint": job.endpoint,
+        "checkpoint": job.checkpoint,
+        "checkpoint_hash": job.checkpoint_hash,
+        "idempotency_key": job.idempotency_key,
+        "request_hash": job.request_hash,
+        "summary": _dumps(job.summary),
+        "progress": _dumps(job.progress.to_dict()),
+        "error": _dumps(job.error.to_dict()) if job.error else None,
+        "result": _dumps(job.result_summary) if job.result_summary is not None else None,
+        "cancel_requested_at": job.cancel_requested_at,
+    }
 
 
 def encode_cursor(created_at: int, job_id: str) -> str:
@@ -107,20 +132,21 @@ def row_to_job(row: sqlite3.Row) -> Job:
         heartbeat_at=row["heartbeat_at"],
         endpoint=row["endpoint"],
         checkpoint=row["checkpoint"],
+        checkpoint_hash=row["checkpoint_hash"],
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
-        payload=json.loads(row["payload"]),
-        models=json.loads(row["models"]),
+        summary=json.loads(row["summary"]),
         progress=Progress.from_dict(json.loads(row["progress"])),
         error=JobError.from_dict(json.loads(row["error"])) if row["error"] else None,
-        result=json.loads(row["result"]) if row["result"] else None,
+        result_summary=json.loads(row["result"]) if row["result"] else None,
+        cancel_requested_at=row["cancel_requested_at"],
     )
 
 
 class SqliteJobStore:
-    def __init__(self, db: SqliteDatabase, clock_us: Callable[[], int] = _now_us) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
-        self._clock = clock_us
+        _migrate(db.connection())
         db.connection().executescript(_SCHEMA)
         with db.write() as conn:
             conn.executemany(
@@ -173,6 +199,18 @@ class SqliteJobStore:
         )
         return [row_to_job(r) for r in rows]
 
+    def find_cancels_unanswered(self, requested_before_us: int, limit: int = 100) -> list[Job]:
+        rows = (
+            self._db.connection()
+            .execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE cancel_requested_at > 0 AND cancel_requested_at < ? "
+                "AND status = ? ORDER BY id LIMIT ?",
+                (requested_before_us, JobStatus.RUNNING.value, limit),
+            )
+            .fetchall()
+        )
+        return [row_to_job(r) for r in rows]
+
     def list_by_status(self, status: JobStatus, limit: int = 100, after_id: str | None = None) -> list[Job]:
         rows = (
             self._db.connection()
@@ -187,85 +225,34 @@ class SqliteJobStore:
     # -- writes --------------------------------------------------------------------------------
 
     def create(self, job: Job) -> tuple[Job, bool]:
-        conn = self._db.connection()
-        cur = conn.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) ON CONFLICT DO NOTHING",
-            (
-                job.id,
-                job.owner,
-                job.task,
-                job.status.value,
-                job.version,
-                job.created_at,
-                job.updated_at,
-                job.heartbeat_at or job.created_at,
-                job.endpoint,
-                job.checkpoint,
-                job.idempotency_key,
-                job.request_hash,
-                _dumps(job.payload),
-                _dumps(job.models),
-                _dumps(job.progress.to_dict()),
-                _dumps(job.error.to_dict()) if job.error else None,
-                _dumps(job.result) if job.result is not None else None,
-            ),
+        values = _row_values(job)
+        cur = self._db.connection().execute(
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' * len(values))}) ON CONFLICT DO NOTHING",
+            [values[c.strip()] for c in _COLUMNS.split(",")],
         )
         if cur.rowcount == 1:
-            return job, True
+            return self.get(job.id) or job, True
         if job.idempotency_key is not None:
             earlier = self.find_by_idempotency_key(job.owner, job.idempotency_key)
             if earlier is not None:
                 return earlier, False
         raise ValueError(f"job id {job.id} already exists")
 
-    def transition(
-        self, job_id: str, from_status: JobStatus, expected_version: int, changes: Mapping[str, Any]
-    ) -> Job | None:
-        from_status = JobStatus(from_status)
-        to_status = JobStatus(changes["status"])
-        if not can_transition(from_status, to_status):
-            raise IllegalTransition(job_id, from_status.value, to_status.value)
-        now = self._clock()
-        sets = ["status = ?", "version = version + 1", "updated_at = ?"]
-        params: list[Any] = [to_status.value, now]
-        for name, value in changes.items():
-            if name == "status":
-                continue
-            if name in _JSON_CHANGES:
-                sets.append(f"{name} = ?")
-                params.append(_dumps(_plain(value)) if value is not None else None)
-            elif name == "heartbeat_at":
-                sets.append("heartbeat_at = ?")
-                params.append(int(value))
-            else:
-                raise ValueError(f"a transition cannot change {name!r}")
-        params += [job_id, from_status.value, expected_version]
+    def update(self, previous: Job, new: Job) -> bool:
+        if new.id != previous.id or new.version != previous.version + 1:
+            raise ValueError(f"job {new.id}: an update must write version {previous.version + 1}")
+        if new.status is not previous.status and not can_transition(previous.status, new.status):
+            raise IllegalTransition(new.id, previous.status.value, new.status.value)
+        values = _row_values(new)
+        sets = ", ".join(f"{name} = ?" for name in _MUTABLE)
+        params = [values[name] for name in _MUTABLE] + [new.id, previous.status.value, previous.version]
         try:
-            row = (
-                self._db.connection()
-                .execute(
-                    f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND status = ? AND version = ? "
-                    f"RETURNING {_COLUMNS}",
-                    params,
-                )
-                .fetchone()
+            cur = self._db.connection().execute(
+                f"UPDATE jobs SET {sets} WHERE id = ? AND status = ? AND version = ?", params
             )
         except sqlite3.IntegrityError as exc:  # the trigger: cannot happen after can_transition
-            raise IllegalTransition(job_id, from_status.value, to_status.value) from exc
-        return row_to_job(row) if row else None
-
-    def update_progress(self, job_id: str, progress: Progress) -> Job | None:
-        now = self._clock()
-        row = (
-            self._db.connection()
-            .execute(
-                "UPDATE jobs SET progress = ?, version = version + 1, updated_at = ?, heartbeat_at = ? "
-                f"WHERE id = ? AND status IN ({', '.join('?' * len(_ACTIVE))}) RETURNING {_COLUMNS}",
-                (_dumps(progress.to_dict()), now, now, job_id, *_ACTIVE),
-            )
-            .fetchone()
-        )
-        return row_to_job(row) if row else None
+            raise IllegalTransition(new.id, previous.status.value, new.status.value) from exc
+        return cur.rowcount == 1
 
     def touch(self, job_id: str, at_us: int) -> bool:
         cur = self._db.connection().execute(
@@ -275,7 +262,35 @@ class SqliteJobStore:
         return cur.rowcount == 1
 
 
-def _plain(value: Any) -> Any:
-    """Value objects to their JSON dicts."""
-    to_dict = getattr(value, "to_dict", None)
-    return to_dict() if callable(to_dict) else value
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a jobs table written before records became summaries (payload and models columns)
+    up to date; their requests are not in the blob store, so such jobs keep only the summary."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+    if "payload" not in columns:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE jobs ADD COLUMN checkpoint_hash TEXT NOT NULL DEFAULT ''")
+        conn.execute("ALTER TABLE jobs ADD COLUMN summary TEXT NOT NULL DEFAULT '{}'")
+        conn.execute("ALTER TABLE jobs ADD COLUMN cancel_requested_at INTEGER NOT NULL DEFAULT 0")
+        for row in conn.execute("SELECT id, payload FROM jobs").fetchall():
+            try:
+                summary = summarize_payload(json.loads(row["payload"]))
+            except ValueError:
+                summary = {}
+            conn.execute("UPDATE jobs SET summary = ? WHERE id = ?", (_dumps(summary), row["id"]))
+        for row in conn.execute("SELECT id, result FROM jobs WHERE result IS NOT NULL").fetchall():
+            try:
+                old = json.loads(row["result"])
+                keys = [str(img["key"]) for img in old.get("images", [])]
+                new = {"count": len(keys), "keys": keys, "interrupted": False}
+                new.update({k: old.get(k) for k in ("info", "infotexts") if k in old})
+            except (ValueError, TypeError, KeyError, AttributeError):
+                new = None
+            conn.execute("UPDATE jobs SET result = ? WHERE id = ?", (_dumps(new) if new else None, row["id"]))
+        conn.execute("ALTER TABLE jobs DROP COLUMN payload")
+        conn.execute("ALTER TABLE jobs DROP COLUMN models")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -38,6 +38,12 @@ class InvalidInput(DomainError):
         self.errors = list(errors)
 
 
+class ModelUnavailable(InvalidInput):
+    """The request names a model this deployment does not have (400, with the field it came from)."""
+
+    code = "model_unavailable"
+
+
 class NotFound(DomainError):
     """The record does not exist, or belongs to someone the caller may not see (404)."""
 

@@ -13,5 +13,6 @@ class CatalogService:
     def models(self, type: str | None = None) -> list[ModelInfo]:
         return self._catalog.list(type)
 
-    def endpoints(self) -> list[EndpointState]:
+    def endpoint_states(self) -> list[EndpointState]:
+        """Every configured endpoint with its state (InService, OutOfService with the reason, ...)."""
         return self._compute.endpoints()

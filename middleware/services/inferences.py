@@ -1,4 +1,4 @@
-"""Inference use cases: submit, read, list, wait for a change, cancel."""
+"""Inference use cases: submit, read, list, wait for a change, cancel, skip."""
 
 from __future__ import annotations
 
@@ -6,22 +6,22 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
+from middleware.domain import job as jobs
 from middleware.domain.errors import Conflict, FieldError, IdempotencyMismatch, InvalidInput, NotFound
 from middleware.domain.generation_rules import validate_generation
-from middleware.domain.job import Job, JobStatus, Progress
-from middleware.ports import ChangeNotifier, Compute, JobStore, ModelCatalog, User
+from middleware.domain.job import Job, JobStatus
+from middleware.ports import BlobStore, ChangeNotifier, Compute, JobStore, ModelCatalog, User
+from middleware.services.checkpoints import resolve_checkpoint
 from middleware.services.ids import new_job_id, now_us
 from middleware.services.job_events import JobEventHandler
 
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 200
-# A1111 shows checkpoints as "name.safetensors [0123456789]"; accept that title too.
-_TITLE_HASH = re.compile(r"^(?P<name>.+?) \[[0-9a-fA-F]{8,64}\]$")
+OVERRIDE_FIELD = "payload.override_settings.sd_model_checkpoint"
 
 
 def request_fingerprint(task: str, payload: dict[str, Any], checkpoint: str, endpoint: str) -> str:
@@ -37,6 +37,7 @@ class InferenceService:
     def __init__(
         self,
         store: JobStore,
+        blobs: BlobStore,
         catalog: ModelCatalog,
         compute: Compute,
         notifier: ChangeNotifier,
@@ -48,6 +49,7 @@ class InferenceService:
         if not endpoint_names:
             raise ValueError("at least one endpoint name is needed")
         self._store = store
+        self._blobs = blobs
         self._catalog = catalog
         self._compute = compute
         self._notifier = notifier
@@ -69,8 +71,14 @@ class InferenceService:
         """Validate, store and start a job. Returns (job, created); created is False for a replay
         of an earlier request with the same Idempotency-Key."""
         errors = validate_generation(task, payload)
-        if not isinstance(checkpoint, str) or not checkpoint.strip():
-            errors.append(FieldError("checkpoint", "must name a checkpoint from GET /v1/models"))
+        checkpoint, checkpoint_field = _checkpoint_named(checkpoint, payload)
+        if checkpoint is None:
+            errors.append(
+                FieldError(
+                    checkpoint_field,
+                    f"must name a checkpoint from GET /v1/models (or set {OVERRIDE_FIELD}, as A1111 does)",
+                )
+            )
         if endpoint is None:
             endpoint = self._endpoints[0]
         elif endpoint not in self._endpoints:
@@ -85,6 +93,7 @@ class InferenceService:
             )
         if errors:
             raise InvalidInput(errors)
+        assert checkpoint is not None
 
         fingerprint = request_fingerprint(task, payload, checkpoint, endpoint)
         if idempotency_key is not None:
@@ -93,37 +102,35 @@ class InferenceService:
             if earlier is not None:
                 return self._replay(earlier, fingerprint), False
 
-        model = self._catalog.get(_strip_title_hash(checkpoint.strip()))
-        if model is None:
-            available = [m.name for m in self._catalog.list("checkpoint")]
-            listing = (
-                ", ".join(available) if available else "none; put .safetensors files in the models folder"
-            )
-            raise InvalidInput(
-                [FieldError("checkpoint", f"unknown checkpoint {checkpoint!r}; available: {listing}")]
-            )
-
-        now = self._clock()
-        job = Job(
+        model = resolve_checkpoint(self._catalog, checkpoint, checkpoint_field)
+        job = jobs.new_job(
             id=new_job_id(),
             owner=user.name,
             task=task,
             payload=payload,
             checkpoint=model.name,
-            models={"checkpoint": model.ref(), "loras": [], "embeddings": []},
+            checkpoint_sha256=model.sha256,
             endpoint=endpoint,
-            created_at=now,
-            updated_at=now,
-            heartbeat_at=now,
-            progress=Progress("queued"),
+            now_us=self._clock(),
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
-        stored, created = self._store.create(job)
+        models = {"checkpoint": model.ref(), "loras": [], "embeddings": []}
+        document = jobs.request_document(job.id, task, payload, models)
+        key = jobs.request_key(job.id)
+        # The request first: a record never exists without it. ensure_ascii keeps a lone
+        # surrogate in a prompt from making the bytes unencodable.
+        self._blobs.put_bytes(key, json.dumps(document, separators=(",", ":")).encode(), "application/json")
+        try:
+            stored, created = self._store.create(job)
+        except BaseException:
+            self._blobs.delete(key)  # no orphaned request for a record that was never written
+            raise
         if not created:
+            self._blobs.delete(key)  # a concurrent retry won: its own request is the one kept
             return self._replay(stored, fingerprint), False
         try:
-            self._compute.submit(stored.document(), endpoint=stored.endpoint)
+            self._compute.submit(stored.id, key, endpoint=stored.endpoint)
         except Exception as exc:  # noqa: BLE001 - the job must not stay queued forever
             log.exception("job %s: compute refused the submission", stored.id)
             failed = self._events.fail(
@@ -143,6 +150,10 @@ class InferenceService:
     # -- read ----------------------------------------------------------------------------------------
 
     def get(self, user: User, job_id: str) -> Job:
+        """The job, with the result details its record had no room for read from result.json."""
+        return self._events.result_detail(self._own(user, job_id))
+
+    def _own(self, user: User, job_id: str) -> Job:
         job = self._store.get(job_id)
         if job is None or job.owner != user.name:
             # Another user's job is reported exactly like a missing one.
@@ -163,7 +174,7 @@ class InferenceService:
         """The job as soon as its version differs from ``known_version`` or it is terminal, else
         after ``timeout`` seconds. Woken by the notifier, not by polling the store."""
         with self._notifier.subscribe(job_id) as subscription:
-            job = self.get(user, job_id)
+            job = self._own(user, job_id)
             if known_version is None:
                 known_version = job.version
             loop = asyncio.get_running_loop()
@@ -173,32 +184,52 @@ class InferenceService:
                 if remaining <= 0:
                     break
                 await subscription.wait(remaining)
-                job = self.get(user, job_id)
-        return job
+                job = self._own(user, job_id)
+        return self._events.result_detail(job)
 
-    # -- cancel --------------------------------------------------------------------------------------
+    # -- cancel and skip ----------------------------------------------------------------------------
 
     def cancel(self, user: User, job_id: str) -> Job:
-        job = self.get(user, job_id)
-        if job.is_terminal:
-            raise Conflict(
-                f"inference {job_id} is already {job.status.value}; only queued or running jobs can be cancelled"
-            )
-        progress = job.progress
-        cancelled = self._events.move(
-            job_id,
-            JobStatus.CANCELLED,
-            progress=Progress("cancelled", progress.step, progress.steps, progress.fraction),
-        )
-        if cancelled is None:
-            job = self.get(user, job_id)
+        """A queued job is cancelled at once. A running one is marked cancel-requested (still
+        running, phase "cancelling") and the container is told; it ends cancelled, with the images
+        sampled so far, when the container's result arrives (or when the sweeper stops waiting).
+        Raises NotFound, or Conflict when the job is already finished."""
+        self._own(user, job_id)
+
+        def change(job: Job, now: int) -> Job:
+            if job.status is JobStatus.QUEUED:
+                return jobs.cancelled(job, now)
+            return jobs.cancel_requested(job, now)
+
+        new = self._events.apply(job_id, change)
+        if new is None:
+            job = self._own(user, job_id)
             raise Conflict(
                 f"inference {job_id} is already {job.status.value}; only queued or running jobs can be cancelled"
             )
         self._compute.cancel(job_id)
-        return cancelled
+        return new
+
+    def skip(self, user: User, job_id: str) -> Job:
+        """End the running batch iteration (the one the job's progress names) and go on with the
+        next, as A1111's Skip does. Raises NotFound, or Conflict when the job is not running or
+        is being cancelled."""
+        job = self._own(user, job_id)
+        if job.status is not JobStatus.RUNNING:
+            raise Conflict(f"inference {job_id} is {job.status.value}; only a running job can skip")
+        if job.cancel_requested:
+            raise Conflict(f"inference {job_id} is being cancelled; there is nothing left to skip")
+        self._compute.skip(job_id, job.progress.iteration)
+        return job
 
 
-def _strip_title_hash(name: str) -> str:
-    match = _TITLE_HASH.match(name)
-    return match.group("name") if match else name
+def _checkpoint_named(checkpoint: Any, payload: Any) -> tuple[str | None, str]:
+    """The checkpoint the request names and the field it came from: ``checkpoint``, else (as
+    A1111 API clients send it) ``payload.override_settings.sd_model_checkpoint``."""
+    if isinstance(checkpoint, str) and checkpoint.strip():
+        return checkpoint, "checkpoint"
+    overrides = payload.get("override_settings") if isinstance(payload, dict) else None
+    named = overrides.get("sd_model_checkpoint") if isinstance(overrides, dict) else None
+    if checkpoint is None and isinstance(named, str) and named.strip():
+        return named, OVERRIDE_FIELD
+    return None, "checkpoint"

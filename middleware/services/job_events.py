@@ -1,8 +1,9 @@
 """The one completion path: what compute reports about a job, applied to the job record.
 
 Local workers call it directly; in AWS mode the SNS/EventBridge Lambda calls the same methods.
-Every method is idempotent: a late or duplicated report never moves a terminal job (the store
-refuses it, and we do not retry a refusal once the job is terminal).
+The domain computes each new state; the store persists it only over the version it was computed
+from, and a lost race is retried on a fresh read. Every method is idempotent: a late or
+duplicated report never moves a terminal job (the domain refuses it, and we drop the report).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from middleware.domain.job import Job, JobError, JobStatus, Progress, can_transition
+from middleware.domain import job as jobs
+from middleware.domain.errors import IllegalTransition
+from middleware.domain.job import Job, JobError, JobStatus, Progress
 from middleware.ports import BlobStore, ChangeNotifier, JobStore
 from middleware.services.ids import now_us
 
@@ -44,47 +47,50 @@ class JobEventHandler:
 
     # -- state changes ---------------------------------------------------------------------------
 
-    def move(self, job_id: str, to_status: JobStatus, **changes: Any) -> Job | None:
-        """Move the job to ``to_status`` from whatever it is now, retrying lost races.
+    def apply(self, job_id: str, change: Callable[[Job, int], Job]) -> Job | None:
+        """Apply the domain function ``change(job, now_us)`` to the stored job, retrying lost races.
 
-        Returns the new job, or None when the job is missing or already terminal (or the state
-        machine forbids the move): reports about finished jobs are dropped, not errors.
+        Returns the new job, or None when the job is missing or the domain refuses the change
+        (e.g. it is already terminal): reports about finished jobs are dropped, not errors.
         """
         for _ in range(_MAX_RACES):
             job = self._store.get(job_id)
-            if job is None or job.is_terminal:
+            if job is None:
                 return None
-            if not can_transition(job.status, to_status):
+            try:
+                new = change(job, self._clock())
+            except IllegalTransition:
                 return None
-            new = self._store.transition(job.id, job.status, job.version, {"status": to_status, **changes})
-            if new is not None:
+            if new is job:
+                return job
+            if self._store.update(job, new):
                 if new.is_terminal:
                     with self._lock:
                         self._last.pop(job_id, None)
                 self._notifier.notify(job_id)
                 return new
-        log.warning("job %s: gave up moving to %s after %d lost races", job_id, to_status.value, _MAX_RACES)
+        log.warning("job %s: gave up applying a change after %d lost races", job_id, _MAX_RACES)
         return None
 
     def fail(self, job_id: str, code: str, message: str) -> Job | None:
-        current = self._store.get(job_id)
-        progress = current.progress if current else Progress()
-        return self.move(
-            job_id,
-            JobStatus.FAILED,
-            error=JobError(code, message),
-            progress=Progress("failed", progress.step, progress.steps, progress.fraction),
-        )
+        """Fail the job; a job whose cancel was requested ends cancelled instead, with the reason."""
+        error = JobError(code, message)
+
+        def change(job: Job, now: int) -> Job:
+            if job.cancel_requested:
+                return jobs.cancelled(job, now, error=error)
+            return jobs.failed(job, error, now)
+
+        return self.apply(job_id, change)
 
     # -- JobEvents port -----------------------------------------------------------------------------
 
     def job_started(self, job_id: str) -> bool:
-        now = self._clock()
-        job = self.move(job_id, JobStatus.RUNNING, progress=Progress("starting"), heartbeat_at=now)
+        job = self.apply(job_id, jobs.started)
         if job is None:
             return False
         with self._lock:
-            self._last[job_id] = (job.progress, now)
+            self._last[job_id] = (job.progress, job.heartbeat_at)
         return True
 
     def job_progress(self, job_id: str, progress: Progress) -> None:
@@ -97,12 +103,11 @@ class JobEventHandler:
                 with self._lock:
                     self._last[job_id] = (progress, now)
             return
-        job = self._store.update_progress(job_id, progress)
+        job = self.apply(job_id, lambda job, at: jobs.progressed(job, progress, at))
         if job is None:
             return
         with self._lock:
             self._last[job_id] = (progress, now)
-        self._notifier.notify(job_id)
 
     def job_heartbeat(self, job_id: str) -> None:
         now = self._clock()
@@ -115,24 +120,31 @@ class JobEventHandler:
                 self._last[job_id] = (last[0] if last else Progress("starting"), now)
 
     def job_succeeded(self, job_id: str, result_key: str) -> None:
+        """Read the result document. An interrupted result of a job whose cancel was requested ends
+        it cancelled, with the images sampled so far; a complete one (the container finished
+        before it saw the cancel) ends it succeeded."""
         job = self._store.get(job_id)
         if job is None or job.is_terminal:
             log.info(
-                "job %s: ignoring a success report for a %s job",
-                job_id,
-                job.status.value if job else "missing",
+                "job %s: ignoring a result for a %s job", job_id, job.status.value if job else "missing"
             )
             return
         try:
-            result = self._read_result(result_key)
+            summary = jobs.summarize_result(job_id, self._read_document(result_key))
         except (KeyError, ValueError) as exc:
             self.fail(job_id, "bad_result", f"the job's result at {result_key} could not be read: {exc}")
             return
+
         if job.status is JobStatus.QUEUED:
             # AWS may report success before anything marked the job running.
-            self.move(job_id, JobStatus.RUNNING)
-        steps = job.progress.steps
-        self.move(job_id, JobStatus.SUCCEEDED, result=result, progress=Progress("done", steps, steps, 1.0))
+            self.apply(job_id, jobs.started)
+
+        def change(job: Job, now: int) -> Job:
+            if summary["interrupted"] and job.cancel_requested and job.status is JobStatus.RUNNING:
+                return jobs.cancelled(job, now, result=summary)
+            return jobs.succeeded(job, summary, now)
+
+        self.apply(job_id, change)
 
     def job_failed(self, job_id: str, code: str, message: str) -> None:
         if self.fail(job_id, code, message) is None:
@@ -140,25 +152,21 @@ class JobEventHandler:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _read_result(self, result_key: str) -> dict[str, Any]:
-        document = json.loads(self._blobs.get_bytes(result_key))
+    def _read_document(self, key: str) -> dict[str, Any]:
+        document = json.loads(self._blobs.get_bytes(key))
         if not isinstance(document, dict):
             raise ValueError("result is not a JSON object")
-        output = document.get("output") or {}
-        keys = [str(img["key"]) for img in output.get("images", []) if isinstance(img, dict) and "key" in img]
-        info = document.get("info") or ""
-        if not isinstance(info, str):
-            info = json.dumps(info)
-        infotexts: list[str] = []
+        return document
+
+    def result_detail(self, job: Job) -> Job:
+        """``job`` with the result details that were too large for the record, read back from
+        result.json; unchanged when it has them all (or the document cannot be read)."""
+        if not job.needs_result_detail:
+            return job
+        assert job.result_summary is not None
+        key = str(job.result_summary["detail_key"])
         try:
-            parsed = json.loads(info) if info else {}
-            if isinstance(parsed, dict) and isinstance(parsed.get("infotexts"), list):
-                infotexts = [str(t) for t in parsed["infotexts"]]
-        except ValueError:
-            pass
-        return {
-            "images": [{"index": i, "key": key} for i, key in enumerate(keys)],
-            "parameters": document.get("parameters") or {},
-            "info": info,
-            "infotexts": infotexts,
-        }
+            return jobs.with_result_detail(job, self._read_document(key))
+        except (KeyError, ValueError):
+            log.warning("job %s: result details at %s could not be read", job.id, key)
+            return job

@@ -1,11 +1,12 @@
 """Startup recovery: after a restart, no job is left waiting for a worker that no longer exists.
 
 Choice (see middleware/README.md): jobs still ``queued`` never reached the container, so they are
-submitted again, oldest first. Jobs that were ``running`` may have been half done by the
+submitted again, oldest first (their request is still in the blob store). Jobs that were ``running`` may have been half done by the
 container, which we can no longer hear from; they are failed with a reason the artist can act on
 ("middleware restarted while the job was running") rather than silently run twice. A queued job
 goes back to the endpoint it was submitted to; when that endpoint is no longer configured, the job
-fails with a reason that names it, rather than running somewhere the artist did not choose.
+fails with a reason that names it, rather than running somewhere the artist did not choose. A
+running job whose cancel was requested ends cancelled rather than failed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from middleware.domain.job import JobStatus
+from middleware.domain.job import JobStatus, request_key
 from middleware.ports import Compute, JobStore
 from middleware.services.job_events import JobEventHandler
 
@@ -59,7 +60,7 @@ def recover_jobs(
                     failed.append(job.id)
                 continue
             try:
-                compute.submit(job.document(), endpoint=job.endpoint)
+                compute.submit(job.id, request_key(job.id), endpoint=job.endpoint)
             except Exception as exc:  # noqa: BLE001 - one refused job must not stop the others
                 log.exception("recovery: endpoint %r refused job %s", job.endpoint, job.id)
                 if events.fail(

@@ -1,15 +1,19 @@
-"""The sweeper: every running job reaches a terminal state, even when its worker goes silent."""
+"""The sweeper: every running job reaches a terminal state, even when its worker goes silent or
+its container never answers a cancel."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
+from middleware.domain.job import Job
 from middleware.ports import Compute, JobStore
 from middleware.services.ids import now_us
 from middleware.services.job_events import JobEventHandler
 
 log = logging.getLogger(__name__)
+
+_PAGE = 100
 
 
 class JobSweeper:
@@ -20,26 +24,44 @@ class JobSweeper:
         compute: Compute,
         *,
         silence_s: float,
+        cancel_timeout_s: float = 60.0,
         clock_us: Callable[[], int] = now_us,
     ) -> None:
         self._store = store
         self._events = events
         self._compute = compute
         self.silence_s = silence_s
+        self.cancel_timeout_s = cancel_timeout_s
         self._clock = clock_us
 
     def sweep_once(self) -> list[str]:
-        """Fail running jobs with no progress or heartbeat for ``silence_s``; return their ids."""
-        cutoff = self._clock() - int(self.silence_s * 1_000_000)
-        failed: list[str] = []
+        """End running jobs whose cancel went unanswered for ``cancel_timeout_s`` (cancelled) and
+        jobs with no progress or heartbeat for ``silence_s`` (failed); return their ids."""
+        now = self._clock()
+        ended = self._sweep(
+            lambda: self._store.find_cancels_unanswered(now - int(self.cancel_timeout_s * 1_000_000), _PAGE),
+            "cancel_unanswered",
+            f"the container did not answer the cancel within {self.cancel_timeout_s:g} s; "
+            "the images sampled so far could not be fetched",
+        )
+        ended += self._sweep(
+            lambda: self._store.find_stale_running(now - int(self.silence_s * 1_000_000), _PAGE),
+            "worker_silent",
+            f"worker went silent for {self.silence_s:g} s",
+        )
+        return ended
+
+    def _sweep(self, find: Callable[[], list[Job]], code: str, reason: str) -> list[str]:
+        ended: list[str] = []
         while True:
-            stale = self._store.find_stale_running(cutoff, limit=100)
+            found = find()
             progressed = False
-            for job in stale:
-                if self._events.fail(job.id, "worker_silent", f"worker went silent for {self.silence_s:g} s"):
-                    failed.append(job.id)
+            for job in found:
+                # A job whose cancel was requested ends cancelled (with the reason), others failed.
+                if self._events.fail(job.id, code, reason):
+                    ended.append(job.id)
                     progressed = True
-                    log.warning("job %s failed: worker went silent for %g s", job.id, self.silence_s)
+                    log.warning("job %s ended: %s", job.id, reason)
                     self._compute.cancel(job.id)
-            if len(stale) < 100 or not progressed:
-                return failed
+            if len(found) < _PAGE or not progressed:
+                return ended

@@ -132,6 +132,8 @@ def fake() -> Iterator[FakeContainer]:
 
 @pytest.fixture(params=["asgi", "http"])
 def stack(request, tmp_path, fake) -> Iterator[Stack]:
+    # As in local mode, the container writes outputs into the middleware's blob folder.
+    fake.configure(output_dir=str(tmp_path / "data" / "blobs"))
     runtime = build_local(make_settings(tmp_path, fake.url))
     key_file = provision_admin(runtime)
     runtime.start()

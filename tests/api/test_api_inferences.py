@@ -1,9 +1,11 @@
+import base64
 import io
 
 import pytest
 from PIL import Image
 
 from tests.api.conftest import CHECKPOINT
+from tests.fakes.fake_container import png_bytes
 
 
 def assert_problem(resp, status):
@@ -32,9 +34,11 @@ def test_submit_runs_and_returns_signed_images(stack):
     image = stack.client.get(url)  # no bearer key: the signature is the credential
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(image.content)).info["parameters"] == result["infotexts"][1]
-    # The container received the job document of DESIGN §4 (no output prefix in local mode).
+    # The container received the job document of DESIGN §4, with the job's output prefix, and
+    # wrote the images and result.json there itself (one result path for local and AWS mode).
     [document] = stack.fake.invocations
-    assert document["id"] == job["id"] and "output" not in document
+    assert document["id"] == job["id"] and document["output"] == {"prefix": f"jobs/{job['id']}/"}
+    assert (stack.data_dir / "blobs" / "jobs" / job["id"] / "result.json").is_file()
     assert document["models"]["checkpoint"]["name"] == CHECKPOINT
     assert document["models"]["checkpoint"]["uri"].startswith("file:///")
     assert len(document["models"]["checkpoint"]["sha256"]) == 64
@@ -145,17 +149,40 @@ def test_idempotency_key_returns_the_first_job(stack):
 
 def test_cancel_and_cancel_again(stack):
     stack.fake.configure(delay_s=30)
-    running = stack.submit().json()
+    running = stack.submit({"prompt": "a cat", "steps": 4, "batch_size": 2, "n_iter": 3}).json()
     stack.wait_status(running["id"], "running")
     queued = stack.submit().json()
-    for job in (queued, running):
-        resp = stack.client.delete(f"/v1/inferences/{job['id']}", headers=stack.auth())
-        assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
-        assert resp.json()["progress"]["phase"] == "cancelled"
+    resp = stack.client.delete(f"/v1/inferences/{queued['id']}", headers=stack.auth())
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    assert resp.json()["progress"]["phase"] == "cancelled"
+    # A running job is told to stop; it ends cancelled when the container sends what it sampled.
+    resp = stack.client.delete(f"/v1/inferences/{running['id']}", headers=stack.auth())
+    assert resp.status_code == 200 and resp.json()["status"] == "running"
+    assert resp.json()["progress"]["phase"] == "cancelling"
+    ended = stack.wait_terminal(running["id"])
+    assert ended["status"] == "cancelled" and ended["error"] is None
+    assert len(ended["result"]["images"]) == 2 and len(ended["result"]["infotexts"]) == 2
+    assert stack.client.get(ended["result"]["images"][0]["url"]).status_code == 200
     again = stack.client.delete(f"/v1/inferences/{running['id']}", headers=stack.auth())
     assert "already cancelled" in assert_problem(again, 409)["detail"]
+    assert queued["id"] not in [d["id"] for d in stack.fake.invocations]
+
+
+def test_skip_ends_the_running_iteration(stack):
+    stack.fake.configure(delay_s=30)
+    job = stack.submit({"prompt": "a cat", "steps": 4, "n_iter": 2}).json()
+    view = stack.get(job["id"]).json()
+    while view["progress"]["phase"] != "sampling":
+        view = stack.get(job["id"], wait=10, version=view["version"]).json()
+    resp = stack.client.post(f"/v1/inferences/{job['id']}/skip", headers=stack.auth())
+    assert resp.status_code == 202, resp.text
+    while stack.fake.state.progress["iteration"] != 1:
+        view = stack.get(job["id"], wait=1, version=view["version"]).json()
     stack.fake.configure(delay_s=0)
-    assert stack.get(running["id"]).json()["status"] == "cancelled"
+    done = stack.wait_terminal(job["id"])
+    assert done["status"] == "succeeded" and len(done["result"]["images"]) == 2
+    again = stack.client.post(f"/v1/inferences/{job['id']}/skip", headers=stack.auth())
+    assert "only a running job can skip" in assert_problem(again, 409)["detail"]
 
 
 def test_pagination_newest_first(stack):
@@ -211,12 +238,13 @@ def test_unknown_route_is_problem_json(stack):
 
 
 def test_img2img_runs_and_large_inline_images_are_elided_from_views(stack):
-    image = "iVBORw0KGgo" + "A" * 10_000
+    image = base64.b64encode(png_bytes(64, 64, parameters="x" * 10_000)).decode()
     resp = stack.submit({"init_images": [image], "denoising_strength": 0.4}, task="img2img")
     assert resp.status_code == 202, resp.text
     job = resp.json()
     assert job["task"] == "img2img"
-    assert job["payload"]["init_images"] == ["<image omitted from the job view: 10011 characters>"]
+    # The record keeps a summary: the image stays in request.json.
+    assert "init_images" not in job["payload"] and job["payload"]["input_images"] == 1
     assert job["payload"]["denoising_strength"] == 0.4
     done = stack.wait_terminal(job["id"])
     assert done["status"] == "succeeded"

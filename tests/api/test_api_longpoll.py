@@ -67,4 +67,7 @@ def test_many_clients_wait_on_one_job(stack):
         t.join(40)
     stack.fake.configure(silent=False)
     stack.fake.release()
-    assert len(results) == 5 and all(r["status"] == "cancelled" for r in results)
+    # All five woke on the one change: the cancel request (the job stays running until the
+    # container answers).
+    assert len(results) == 5 and all(r["progress"]["phase"] == "cancelling" for r in results)
+    assert all(r["status"] == "running" and r["version"] > running["version"] for r in results)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.localstack import extension_python, make_tiny_checkpoint
+from tools.local_processes import extension_python, make_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")

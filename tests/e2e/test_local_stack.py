@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import requests
 from PIL import Image
 
-from tools.localstack import LocalStack
+from tools.local_processes import LocalStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -48,6 +49,53 @@ def test_generate_through_the_middleware_and_fetch_the_png(stack):
     assert image.info["parameters"] == job["result"]["infotexts"][0]
     history = requests.get(f"{stack.api_url}/v1/inferences", headers=headers, timeout=10).json()["items"]
     assert history[0]["id"] == job["id"]
+
+
+def _follow(stack, headers, job, until):
+    while not until(job):
+        job = requests.get(f"{stack.api_url}/v1/inferences/{job['id']}", headers=headers, timeout=40,
+                           params={"wait": 20, "version": job["version"]}).json()
+    return job
+
+
+# Long enough on the CPU that a cancel or skip always lands while it samples (32 x 150 steps).
+LONG = {"prompt": "a red fox in snow", "steps": 150, "n_iter": 32, "width": 64, "height": 64, "seed": 3}
+
+
+def test_cancel_reaches_the_container_and_keeps_the_images_sampled_so_far(stack):
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    job = requests.post(f"{stack.api_url}/v1/inferences", headers=headers, timeout=10,
+                        json={"task": "txt2img", "payload": LONG, "checkpoint": "tiny-sd15"}).json()
+    job = _follow(stack, headers, job, lambda j: j["progress"]["phase"] == "sampling")
+    asked = requests.delete(f"{stack.api_url}/v1/inferences/{job['id']}", headers=headers, timeout=10)
+    assert asked.status_code == 200 and asked.json()["status"] == "running"
+    assert asked.json()["progress"]["phase"] == "cancelling"
+    ended = _follow(stack, headers, asked.json(), lambda j: j["status"] not in ("queued", "running"))
+    assert ended["status"] == "cancelled", ended
+    assert ended["error"] is None and 1 <= len(ended["result"]["images"]) < 32
+    png = requests.get(ended["result"]["images"][0]["url"], timeout=10)
+    assert Image.open(io.BytesIO(png.content)).info["parameters"] == ended["result"]["infotexts"][0]
+    # The container wrote them into the middleware's blob folder, with the marker beside them.
+    folder = stack.blob_dir / "jobs" / job["id"]
+    assert json.loads((folder / "result.json").read_text())["interrupted"] is True
+    assert (folder / "cancel").is_file()
+
+
+def test_skip_ends_one_iteration_and_the_job_goes_on(stack):
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    payload = {**LONG, "n_iter": 2, "steps": 150}
+    job = requests.post(f"{stack.api_url}/v1/inferences", headers=headers, timeout=10,
+                        json={"task": "txt2img", "payload": payload, "checkpoint": "tiny-sd15"}).json()
+    job = _follow(stack, headers, job, lambda j: j["progress"]["phase"] == "sampling")
+    skipped = requests.post(f"{stack.api_url}/v1/inferences/{job['id']}/skip", headers=headers, timeout=10)
+    assert skipped.status_code == 202, skipped.text
+    job = _follow(stack, headers, job, lambda j: j["progress"].get("iteration") == 1 or j["status"] != "running")
+    requests.delete(f"{stack.api_url}/v1/inferences/{job['id']}", headers=headers, timeout=10)
+    ended = _follow(stack, headers, job, lambda j: j["status"] not in ("queued", "running"))
+    # Iteration 0 was cut short by the skip, iteration 1 by the cancel: both images come back.
+    assert ended["status"] == "cancelled", ended
+    assert len(ended["result"]["images"]) == 2
+    assert (stack.blob_dir / "jobs" / job["id"] / "skip").is_file()
 
 
 def test_the_ui_is_served(stack):

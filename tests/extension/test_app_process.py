@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.extension.conftest import API_KEY
-from tools.localstack import Service, free_port
+from tools.local_processes import Service, free_port
 
 pytestmark = pytest.mark.slow
 

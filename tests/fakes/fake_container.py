@@ -1,10 +1,21 @@
 """A fake inference container: a real HTTP server speaking the container contract.
 
-``/ping``, ``/invocations`` (a tiny valid PNG carrying a ``parameters`` text chunk, and an
-A1111-shaped ``info``) and ``/progress``, with knobs: delay, fail with a status and detail,
-answer busy (429) a few times, go silent, go down and come back. Tests drive it in-process;
-benchmarks run ``python -m tests.fakes.fake_container --port N``. Other processes can turn the
-knobs through ``POST /_fake/config`` and read what it received at ``GET /_fake/invocations``.
+``/ping``, ``/invocations`` (tiny valid PNGs carrying a ``parameters`` text chunk, and an
+A1111-shaped ``info``), ``/progress`` (with the batch iteration), ``POST /jobs/<id>/interrupt``
+and ``/skip``, with knobs: delay, fail with a status and detail, answer busy (429) a few times,
+go silent, ignore cancels, go down and come back.
+
+With an output folder (``output_dir``, ``--output-store file:///abs`` or
+``SDCLOUD_OUTPUT_STORE``) it behaves like the real container: a job naming ``output.prefix`` gets
+its PNGs and ``result.json`` written there, and the job-scoped markers ``<prefix>cancel`` and
+``<prefix>skip`` are obeyed between steps. Without one it answers the A1111 way, images inline
+as base64 (what an older or other container does). An interrupt (endpoint or marker) ends
+sampling and answers 200 with ``"interrupted": true`` and the images sampled so far: every
+finished iteration plus the current one, as A1111 decodes the current latents.
+
+Tests drive it in-process; benchmarks run ``python -m tests.fakes.fake_container --port N``.
+Other processes can turn the knobs through ``POST /_fake/config`` and read what it received at
+``GET /_fake/invocations``.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import socket
 import struct
 import threading
@@ -19,8 +31,9 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 
 def png_bytes(
@@ -73,7 +86,11 @@ class FakeContainerState:
     busy_responses: int = 0  # answer 429 this many times before accepting
     ready: bool = True
     silent: bool = False  # /progress answers 503 and /invocations waits for release()
+    ignore_cancel: bool = False  # interrupts and cancel markers are heard but not obeyed
+    output_dir: str | None = None  # the output store folder (SDCLOUD_OUTPUT_STORE of a real one)
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    interrupts: list[str] = field(default_factory=list)
+    skips: list[str] = field(default_factory=list)
     progress: dict[str, Any] = field(
         default_factory=lambda: {
             "job_id": None,
@@ -81,6 +98,8 @@ class FakeContainerState:
             "step": 0,
             "steps": 0,
             "fraction": 0.0,
+            "iteration": 0,
+            "n_iter": 0,
             "queue_depth": 0,
         }
     )
@@ -151,6 +170,16 @@ class _Handler(BaseHTTPRequestHandler):
             fake.configure(**self._body())
             self._send(200, {"ok": True})
             return
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "jobs" and parts[2] in ("interrupt", "skip"):
+            try:
+                self._body()
+            except ValueError:
+                pass
+            job_id, action = unquote(parts[1]), parts[2]
+            state = fake.request_stop(job_id, action)
+            self._send(202, {"job_id": job_id, "action": action, "state": state})
+            return
         if self.path != "/invocations":
             self._send(404, {"status": 404, "code": "not_found", "detail": f"no route {self.path}"})
             return
@@ -186,6 +215,8 @@ class FakeContainer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._stops: dict[str, set[str]] = {}  # job id -> {"interrupt", "skip"} asked by endpoint
+        knobs.setdefault("output_dir", _folder(os.environ.get("SDCLOUD_OUTPUT_STORE")))
         self.configure(**knobs)
 
     # -- knobs -------------------------------------------------------------------------------------
@@ -193,7 +224,7 @@ class FakeContainer:
     def configure(self, **knobs: Any) -> None:
         with self.lock:
             for name, value in knobs.items():
-                if not hasattr(self.state, name) or name in ("invocations", "progress"):
+                if not hasattr(self.state, name) or name in ("invocations", "progress", "interrupts", "skips"):
                     raise ValueError(f"unknown fake container knob {name!r}")
                 setattr(self.state, name, value)
         if not self.state.silent:
@@ -209,6 +240,14 @@ class FakeContainer:
     def release(self) -> None:
         """Let a silent container answer the requests it holds."""
         self._release.set()
+
+    def request_stop(self, job_id: str, action: str) -> str:
+        """What ``POST /jobs/<id>/interrupt|skip`` does: flag the job; answers its state."""
+        with self.lock:
+            (self.state.interrupts if action == "interrupt" else self.state.skips).append(job_id)
+            running = self.state.progress.get("job_id") == job_id and self.state.progress.get("phase") == "sampling"
+            self._stops.setdefault(job_id, set()).add(action)
+        return "running" if running else "unknown"
 
     @property
     def invocations(self) -> list[dict[str, Any]]:
@@ -290,19 +329,66 @@ class FakeContainer:
         with self.lock:
             self.state.progress.update(values)
 
+    def _marker(self, prefix: str | None, name: str) -> dict[str, Any] | None:
+        folder = self.state.output_dir
+        if not folder or not prefix:
+            return None
+        path = Path(folder) / prefix / name
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else {}
+
+    def _stop_asked(self, job_id: Any, prefix: str | None, iteration: int) -> str | None:
+        """"interrupt", "skip" or None: what the endpoints or the markers ask of this job now."""
+        with self.lock:
+            asked = self._stops.get(job_id, set())
+            if "skip" in asked:
+                asked.discard("skip")
+                return "skip"
+            interrupt = "interrupt" in asked
+        if interrupt or self._marker(prefix, "cancel") is not None:
+            return None if self.state.ignore_cancel else "interrupt"
+        skip = self._marker(prefix, "skip")
+        if skip is not None and skip.get("iteration") == iteration:
+            return "skip"
+        return None
+
     def _generate(self, document: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str] | None]:
         job_id = document.get("id")
         payload = document.get("payload") or {}
+        output = document.get("output") if isinstance(document.get("output"), dict) else {}
+        prefix = output.get("prefix") if self.state.output_dir else None
         steps = int(payload.get("steps", 20) or 20)
+        batch = int(payload.get("batch_size", 1) or 1)
+        n_iter = int(payload.get("n_iter", 1) or 1)
         with self.lock:
             self.state.progress["queue_depth"] -= 1
-        self._set_progress(job_id=job_id, phase="sampling", step=0, steps=steps, fraction=0.0)
-        started = time.monotonic()
-        # The delay is read on every tick so that a test can cut a long job short.
-        while (elapsed := time.monotonic() - started) < (delay := self.state.delay_s):
-            step = min(steps, int(steps * elapsed / delay))
-            self._set_progress(step=step, fraction=round(step / steps, 4))
-            time.sleep(min(0.02, delay - elapsed))
+        self._set_progress(
+            job_id=job_id, phase="sampling", step=0, steps=steps, fraction=0.0, iteration=0, n_iter=n_iter
+        )
+        interrupted = False
+        done_iterations = 0
+        skipped_to = -1
+        for iteration in range(n_iter):
+            self._set_progress(iteration=iteration, step=0, fraction=0.0)
+            started = time.monotonic()
+            # The delay is read on every tick so that a test can cut a long job short.
+            while (elapsed := time.monotonic() - started) < (delay := self.state.delay_s / n_iter):
+                asked = self._stop_asked(job_id, prefix, iteration)
+                if asked == "interrupt":
+                    interrupted = True
+                    break
+                if asked == "skip" and skipped_to < iteration:
+                    skipped_to = iteration
+                    break
+                step = min(steps, int(steps * elapsed / delay))
+                self._set_progress(step=step, fraction=round(step / steps, 4))
+                time.sleep(min(0.02, delay - elapsed))
+            done_iterations = iteration + 1
+            if interrupted:
+                break
         if self.state.silent:
             self._release.wait()
         if self.state.fail_status is not None:
@@ -315,12 +401,12 @@ class FakeContainer:
             if self.state.fail_field:
                 body["field"] = self.state.fail_field
             return self.state.fail_status, body, None
-        count = int(payload.get("batch_size", 1) or 1) * int(payload.get("n_iter", 1) or 1)
+        count = batch * done_iterations
         seed = int(payload.get("seed", -1))
         seed = 1234 if seed == -1 else seed
         model = (document.get("models") or {}).get("checkpoint") or {}
         texts = [infotext(payload, seed + i, model) for i in range(count)]
-        images = [base64.b64encode(png_bytes(parameters=t)).decode() for t in texts]
+        pngs = [png_bytes(parameters=t) for t in texts]
         info = {
             "prompt": payload.get("prompt", ""),
             "all_prompts": [payload.get("prompt", "")] * count,
@@ -336,7 +422,7 @@ class FakeContainer:
             "sampler_name": payload.get("sampler_name") or payload.get("sampler_index") or "Euler",
             "cfg_scale": payload.get("cfg_scale", 7.0),
             "steps": steps,
-            "batch_size": payload.get("batch_size", 1),
+            "batch_size": batch,
             "restore_faces": False,
             "sd_model_name": str(model.get("name", "model")).rsplit(".", 1)[0],
             "sd_model_hash": str(model.get("sha256", ""))[:10],
@@ -348,8 +434,43 @@ class FakeContainer:
             "clip_skip": 1,
             "version": "fake-container",
         }
+        with self.lock:
+            self._stops.pop(job_id, None)
         self._set_progress(job_id=job_id, phase="done", step=steps, fraction=1.0)
-        return 200, {"images": images, "parameters": payload, "info": json.dumps(info)}, None
+        if prefix:
+            body = {
+                "id": job_id,
+                "output": {"images": [{"key": f"{prefix}images/{n}.png"} for n in range(count)]},
+                "parameters": payload,
+                "info": json.dumps(info),
+                "interrupted": interrupted,
+            }
+            root = Path(self.state.output_dir or ".")
+            for n, png in enumerate(pngs):
+                _write(root / prefix / "images" / f"{n}.png", png)
+            _write(root / prefix / "result.json", json.dumps(body).encode())
+            return 200, body, None
+        images = [base64.b64encode(png).decode() for png in pngs]
+        body = {"images": images, "parameters": payload, "info": json.dumps(info)}
+        if interrupted:
+            body["interrupted"] = True
+        return 200, body, None
+
+
+def _folder(uri: str | None) -> str | None:
+    if not uri:
+        return None
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise ValueError(f"the fake container's output store must be file:///abs/folder (got {uri!r})")
+    return unquote(parsed.path)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -357,8 +478,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each invocation takes")
+    parser.add_argument(
+        "--output-store", default=None, help="file:///abs/folder for outputs (env SDCLOUD_OUTPUT_STORE)"
+    )
     args = parser.parse_args(argv)
-    fake = FakeContainer(args.host, args.port, delay_s=args.delay).start()
+    knobs: dict[str, Any] = {"delay_s": args.delay}
+    if args.output_store:
+        knobs["output_dir"] = _folder(args.output_store)
+    fake = FakeContainer(args.host, args.port, **knobs).start()
     print(f"fake container listening on {fake.url}", flush=True)
     try:
         threading.Event().wait()

@@ -13,12 +13,11 @@ import io
 import secrets
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from middleware.adapters.inprocess_notifier import InProcessNotifier
 from middleware.domain.errors import IllegalTransition
-from middleware.domain.job import TERMINAL_STATUSES, Job, JobError, JobStatus, Progress, can_transition
+from middleware.domain.job import TERMINAL_STATUSES, Job, JobStatus, can_transition
 from middleware.ports import ApiKeyInfo, EndpointState, ModelInfo, User
 
 
@@ -31,8 +30,12 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self.writes = 0
+        self.fail_create: Exception | None = None  # raised by the next create (a failed insert)
 
     def create(self, job: Job) -> tuple[Job, bool]:
+        if self.fail_create is not None:
+            error, self.fail_create = self.fail_create, None
+            raise error
         with self._lock:
             if job.idempotency_key is not None:
                 for existing in self._jobs.values():
@@ -77,43 +80,18 @@ class MemoryJobStore:
         next_cursor = f"{page[-1].created_at}:{page[-1].id}" if len(jobs) > limit else None
         return page, next_cursor
 
-    def transition(
-        self, job_id: str, from_status: JobStatus, expected_version: int, changes: Mapping[str, Any]
-    ) -> Job | None:
-        to_status = JobStatus(changes["status"])
-        if not can_transition(from_status, to_status):
-            raise IllegalTransition(job_id, JobStatus(from_status).value, to_status.value)
-        extra = {k: v for k, v in changes.items() if k != "status"}
-        unknown = set(extra) - {"progress", "error", "result", "heartbeat_at"}
-        if unknown:
-            raise ValueError(f"a transition cannot change {sorted(unknown)}")
-        if "error" in extra and isinstance(extra["error"], dict):
-            extra["error"] = JobError.from_dict(extra["error"])
-        if "progress" in extra and isinstance(extra["progress"], dict):
-            extra["progress"] = Progress.from_dict(extra["progress"])
+    def update(self, previous: Job, new: Job) -> bool:
+        if new.id != previous.id or new.version != previous.version + 1:
+            raise ValueError(f"job {new.id}: an update must write version {previous.version + 1}")
+        if new.status is not previous.status and not can_transition(previous.status, new.status):
+            raise IllegalTransition(new.id, previous.status.value, new.status.value)
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.status != JobStatus(from_status) or job.version != expected_version:
-                return None
-            new = dataclasses.replace(
-                job, status=to_status, version=job.version + 1, updated_at=_now_us(), **extra
-            )
-            self._jobs[job_id] = new
+            job = self._jobs.get(new.id)
+            if job is None or job.status is not previous.status or job.version != previous.version:
+                return False
+            self._jobs[new.id] = new
             self.writes += 1
-            return new
-
-    def update_progress(self, job_id: str, progress: Progress) -> Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.status in TERMINAL_STATUSES:
-                return None
-            now = _now_us()
-            new = dataclasses.replace(
-                job, progress=progress, version=job.version + 1, updated_at=now, heartbeat_at=now
-            )
-            self._jobs[job_id] = new
-            self.writes += 1
-            return new
+            return True
 
     def touch(self, job_id: str, at_us: int) -> bool:
         with self._lock:
@@ -131,6 +109,15 @@ class MemoryJobStore:
                 if j.status is JobStatus.RUNNING and j.heartbeat_at < older_than_us
             ]
         return sorted(stale, key=lambda j: j.id)[:limit]
+
+    def find_cancels_unanswered(self, requested_before_us: int, limit: int = 100) -> list[Job]:
+        with self._lock:
+            found = [
+                j
+                for j in self._jobs.values()
+                if j.status is JobStatus.RUNNING and 0 < j.cancel_requested_at < requested_before_us
+            ]
+        return sorted(found, key=lambda j: j.id)[:limit]
 
     def list_by_status(self, status: JobStatus, limit: int = 100, after_id: str | None = None) -> list[Job]:
         with self._lock:
@@ -205,9 +192,11 @@ class FakeCompute:
 
     def __init__(self, endpoint_state: str = "InService", name: str = "local") -> None:
         self.name = name
-        self.submitted: list[dict[str, Any]] = []
+        self.submitted: list[str] = []  # job ids
+        self.request_keys: list[str] = []
         self.submitted_to: list[str | None] = []
         self.cancelled: list[str] = []
+        self.skipped: list[tuple[str, int]] = []
         self.fail_submit: Exception | None = None
         self.fail_endpoints: Exception | None = None
         self.endpoint_state = endpoint_state
@@ -215,16 +204,20 @@ class FakeCompute:
         self.starts = 0
         self.stops = 0
 
-    def submit(self, document: dict[str, Any], endpoint: str | None = None) -> None:
+    def submit(self, job_id: str, request_key: str, endpoint: str | None = None) -> None:
         if self.fail_submit is not None:
             raise self.fail_submit
         if endpoint is not None and endpoint != self.name:
             raise ValueError(f"endpoint {endpoint!r} is not served here (this is {self.name!r})")
-        self.submitted.append(document)
+        self.submitted.append(job_id)
+        self.request_keys.append(request_key)
         self.submitted_to.append(endpoint)
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
+
+    def skip(self, job_id: str, iteration: int) -> None:
+        self.skipped.append((job_id, iteration))
 
     def endpoints(self) -> list[EndpointState]:
         if self.fail_endpoints is not None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from tools.localstack import free_port
+from tools.local_processes import free_port
 
 
 @contextmanager

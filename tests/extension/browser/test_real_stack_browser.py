@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.localstack import LocalStack, backend_python, make_tiny_checkpoint
+from tools.local_processes import LocalStack, backend_python, make_tiny_checkpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.e2e]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from tools.localstack import REPO, LocalStack, backend_python
+from tools.local_processes import REPO, LocalStack, backend_python
 
 CHECKPOINT = "tiny-sd15.safetensors"
 

@@ -31,7 +31,7 @@ def world() -> World:
     catalog = MemoryCatalog(("tiny-sd15.safetensors", "other.safetensors"))
     notifier = FakeNotifier()
     events = JobEventHandler(store, blobs, notifier, heartbeat_interval_s=2.0)
-    inferences = InferenceService(store, catalog, compute, notifier, events, endpoint_names=("local",))
+    inferences = InferenceService(store, blobs, catalog, compute, notifier, events, endpoint_names=("local",))
     return World(
         store,
         blobs,

@@ -24,8 +24,8 @@ def router(gpus) -> ComputeRouter:
     return ComputeRouter(list(gpus.items()))
 
 
-def doc(job_id: str) -> dict:
-    return {"id": job_id, "task": "txt2img", "payload": {}, "models": {}}
+def key(job_id: str) -> str:
+    return f"jobs/{job_id}/request.json"
 
 
 def test_router_is_a_compute(router):
@@ -34,38 +34,44 @@ def test_router_is_a_compute(router):
 
 
 def test_submit_goes_to_the_named_endpoint_and_the_first_by_default(router, gpus):
-    router.submit(doc("a"), endpoint="gpu1")
-    router.submit(doc("b"))
-    router.submit(doc("c"), endpoint="gpu0")
-    assert [d["id"] for d in gpus["gpu0"].submitted] == ["b", "c"]
-    assert [d["id"] for d in gpus["gpu1"].submitted] == ["a"]
-    # Each endpoint is told its own name, and receives the document unchanged.
+    router.submit("a", key("a"), endpoint="gpu1")
+    router.submit("b", key("b"))
+    router.submit("c", key("c"), endpoint="gpu0")
+    assert gpus["gpu0"].submitted == ["b", "c"]
+    assert gpus["gpu1"].submitted == ["a"]
+    # Each endpoint is told its own name, and receives the request's key unchanged.
     assert gpus["gpu0"].submitted_to == ["gpu0", "gpu0"] and gpus["gpu1"].submitted_to == ["gpu1"]
-    assert gpus["gpu1"].submitted == [doc("a")]
+    assert gpus["gpu1"].request_keys == [key("a")]
 
 
 def test_unknown_endpoint_is_refused_and_names_the_configured_ones(router, gpus):
     with pytest.raises(UnknownEndpoint) as info:
-        router.submit(doc("a"), endpoint="gpu9")
+        router.submit("a", key("a"), endpoint="gpu9")
     assert str(info.value) == "endpoint 'gpu9' is not configured (configured: gpu0, gpu1)"
     assert isinstance(info.value, ValueError)
     assert gpus["gpu0"].submitted == [] and gpus["gpu1"].submitted == []
 
 
 def test_cancel_goes_to_the_endpoint_that_has_the_job(router, gpus):
-    router.submit(doc("a"), endpoint="gpu1")
-    router.submit(doc("b"), endpoint="gpu0")
+    router.submit("a", key("a"), endpoint="gpu1")
+    router.submit("b", key("b"), endpoint="gpu0")
     router.cancel("a")
     assert gpus["gpu1"].cancelled == ["a"] and gpus["gpu0"].cancelled == []
+    # A skip, and a second cancel, reach the same endpoint (the partial result still comes).
+    router.skip("a", 2)
+    router.cancel("a")
+    assert gpus["gpu1"].skipped == [("a", 2)] and gpus["gpu1"].cancelled == ["a", "a"]
+    router.skip("zzz", 0)
+    assert gpus["gpu0"].skipped == [("zzz", 0)]
     # A job this router never routed (or forgot) is cancelled everywhere; harmless where unknown.
     router.cancel("zzz")
-    assert gpus["gpu0"].cancelled == ["zzz"] and gpus["gpu1"].cancelled == ["a", "zzz"]
+    assert gpus["gpu0"].cancelled == ["zzz"] and gpus["gpu1"].cancelled == ["a", "a", "zzz"]
 
 
 def test_a_refused_submit_is_not_remembered(router, gpus):
     gpus["gpu1"].fail_submit = RuntimeError("full")
     with pytest.raises(RuntimeError, match="full"):
-        router.submit(doc("a"), endpoint="gpu1")
+        router.submit("a", key("a"), endpoint="gpu1")
     router.cancel("a")
     assert gpus["gpu0"].cancelled == ["a"] and gpus["gpu1"].cancelled == ["a"]
 
@@ -73,7 +79,7 @@ def test_a_refused_submit_is_not_remembered(router, gpus):
 def test_the_job_memory_is_bounded(gpus):
     router = ComputeRouter(list(gpus.items()), remember_jobs=2)
     for job_id in ("a", "b", "c"):
-        router.submit(doc(job_id), endpoint="gpu1")
+        router.submit(job_id, key(job_id), endpoint="gpu1")
     router.cancel("c")
     assert gpus["gpu1"].cancelled == ["c"] and gpus["gpu0"].cancelled == []
     router.cancel("a")  # forgotten: every endpoint hears it
@@ -124,7 +130,7 @@ def test_names_must_be_unique_and_present():
 @pytest.fixture
 def service(world, router) -> InferenceService:
     return InferenceService(
-        world.store, world.catalog, router, world.notifier, world.events, endpoint_names=router.names
+        world.store, world.blobs, world.catalog, router, world.notifier, world.events, endpoint_names=router.names
     )
 
 
@@ -136,8 +142,8 @@ def test_service_routes_jobs_by_their_endpoint(service, world, gpus):
     on_gpu1 = submit(service, world, "gpu1")
     on_default = submit(service, world)
     assert on_gpu1.endpoint == "gpu1" and on_default.endpoint == "gpu0"
-    assert gpus["gpu1"].submitted == [on_gpu1.document()]
-    assert gpus["gpu0"].submitted == [on_default.document()]
+    assert gpus["gpu1"].submitted == [on_gpu1.id] and gpus["gpu1"].request_keys == [key(on_gpu1.id)]
+    assert gpus["gpu0"].submitted == [on_default.id]
     service.cancel(world.ann, on_gpu1.id)
     assert gpus["gpu1"].cancelled == [on_gpu1.id] and gpus["gpu0"].cancelled == []
 
@@ -145,7 +151,7 @@ def test_service_routes_jobs_by_their_endpoint(service, world, gpus):
 def test_recovery_resubmits_to_the_jobs_own_endpoint_or_fails_naming_it(world):
     before = ComputeRouter([(n, FakeCompute(name=n)) for n in ("gpu0", "gpu1", "gpu7")])
     service = InferenceService(
-        world.store, world.catalog, before, world.notifier, world.events, endpoint_names=before.names
+        world.store, world.blobs, world.catalog, before, world.notifier, world.events, endpoint_names=before.names
     )
     first = submit(service, world, "gpu1")
     second = submit(service, world, "gpu0")
@@ -156,8 +162,9 @@ def test_recovery_resubmits_to_the_jobs_own_endpoint_or_fails_naming_it(world):
     report = recover_jobs(world.store, world.events, router, endpoint_names=router.names)
     assert sorted(report.resubmitted) == sorted([first.id, second.id])
     assert report.failed == [gone.id]
-    assert after["gpu1"].submitted == [first.document()] and after["gpu1"].submitted_to == ["gpu1"]
-    assert after["gpu0"].submitted == [second.document()] and after["gpu0"].submitted_to == ["gpu0"]
+    assert after["gpu1"].submitted == [first.id] and after["gpu1"].submitted_to == ["gpu1"]
+    assert after["gpu0"].submitted == [second.id] and after["gpu0"].submitted_to == ["gpu0"]
+    assert after["gpu1"].request_keys == [key(first.id)]
     failed = world.store.get(gone.id)
     assert failed.status is JobStatus.FAILED and failed.error.code == "endpoint_not_configured"
     assert failed.error.message == (

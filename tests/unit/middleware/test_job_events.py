@@ -128,3 +128,65 @@ def test_reports_for_unknown_jobs_are_ignored(world):
     world.events.job_progress("nope", Progress("sampling"))
     assert not world.events.job_started("nope")
     assert world.notifier.notified == []
+
+
+def write_interrupted(world, job_id, images=1):
+    key = write_result(world, job_id, images=images)
+    document = json.loads(world.blobs.get_bytes(key))
+    world.blobs.put_bytes(key, json.dumps({**document, "interrupted": True}).encode())
+    return key
+
+
+def test_an_interrupted_result_after_a_cancel_ends_it_cancelled_with_the_partial_images(world):
+    job = new_job(world)
+    world.events.job_started(job.id)
+    world.events.job_progress(job.id, Progress("sampling", 3, 10, 0.3))
+    world.inferences.cancel(world.ann, job.id)
+    world.events.job_progress(job.id, Progress("sampling", 4, 10, 0.4))
+    assert world.store.get(job.id).progress == Progress("cancelling", 4, 10, 0.4)
+    world.events.job_succeeded(job.id, write_interrupted(world, job.id, images=2))
+    ended = world.store.get(job.id)
+    assert ended.status is JobStatus.CANCELLED and ended.error is None
+    assert [img["key"] for img in ended.result["images"]] == [
+        f"jobs/{job.id}/images/0.png",
+        f"jobs/{job.id}/images/1.png",
+    ]
+    assert ended.result["interrupted"] and ended.result["infotexts"] == ["cat\nSeed: 0", "cat\nSeed: 1"]
+    assert ended.progress.phase == "cancelled"
+
+
+def test_a_complete_result_that_beat_the_cancel_is_a_success(world):
+    job = new_job(world)
+    world.events.job_started(job.id)
+    world.inferences.cancel(world.ann, job.id)
+    world.events.job_succeeded(job.id, write_result(world, job.id))
+    assert world.store.get(job.id).status is JobStatus.SUCCEEDED
+
+
+def test_an_interrupted_result_without_a_cancel_is_a_success(world):
+    job = new_job(world)
+    world.events.job_started(job.id)
+    world.events.job_succeeded(job.id, write_interrupted(world, job.id))
+    assert world.store.get(job.id).status is JobStatus.SUCCEEDED
+
+
+def test_a_failure_after_a_cancel_ends_it_cancelled_with_the_reason(world):
+    job = new_job(world)
+    world.events.job_started(job.id)
+    world.inferences.cancel(world.ann, job.id)
+    world.events.job_failed(job.id, "container_error", "dropped the connection")
+    ended = world.store.get(job.id)
+    assert ended.status is JobStatus.CANCELLED and ended.error.code == "container_error"
+
+
+def test_result_details_too_large_for_the_record_are_read_back_for_one_job(world):
+    job = new_job(world)
+    world.events.job_started(job.id)
+    long_text = "a fox " * 5000
+    info = json.dumps({"infotexts": [long_text, long_text]})
+    world.events.job_succeeded(job.id, write_result(world, job.id, images=2, info=info))
+    record = world.store.get(job.id)
+    assert record.result["infotexts"] == [] and record.needs_result_detail
+    shown = world.inferences.get(world.ann, job.id)
+    assert shown.result["infotexts"] == [long_text, long_text] and shown.result["parameters"] == {"x": 1}
+    assert shown.version == record.version and world.store.get(job.id) == record

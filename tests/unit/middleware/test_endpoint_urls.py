@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from middleware.container_endpoints import ContainerEndpoint, parse_container_endpoints
+from middleware.endpoint_urls import ContainerEndpoint, parse_container_endpoints
 from middleware.entrypoints.local import load_settings
 from middleware.settings import Settings, describe_settings_error
 

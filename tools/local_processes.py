@@ -1,7 +1,9 @@
-"""Start and stop the local stack (inference container, middleware, UI) as real processes.
+"""Launch our own local processes (inference container, middleware, UI) on loopback, and stop them.
 
 Used by `make demo`, the end-to-end and browser tests and the benchmarks. Standard library only,
-so it runs under either of the project's environments.
+so it runs under either of the project's environments. The container and the middleware share
+one blob folder (``<data-dir>/blobs``): the container writes each job's images and result.json
+there, as a SageMaker async endpoint writes to its S3 output location.
 """
 
 from __future__ import annotations
@@ -150,6 +152,11 @@ class LocalStack:
         return f"http://{self.host}:{self.ui_port}"
 
     @property
+    def blob_dir(self) -> Path:
+        """The middleware's blob folder (middleware/bootstrap.py puts it in <data-dir>/blobs)."""
+        return self.data_dir / "blobs"
+
+    @property
     def api_key_file(self) -> Path:
         return self.data_dir / "admin-api-key"
 
@@ -165,7 +172,9 @@ class LocalStack:
             command = [backend_python(), "-m", "inference_container.server", "--host", self.host,
                        "--port", str(self.container_port), "--preload", str(self.checkpoint)]
         env = {"SDCLOUD_MODEL_CACHE_DIR": str(self.data_dir / "model-cache"), "HF_HUB_OFFLINE": "1",
-               **self.container_env}
+               "SDCLOUD_OUTPUT_STORE": self.blob_dir.resolve().as_uri(),
+               # The middleware hands out file:// references into its models folder.
+               "SDCLOUD_MODEL_ROOTS": str(self.models_dir.resolve()), **self.container_env}
         return Service("container", command, f"{self.container_url}/ping", logs / "container.log", env)
 
     def middleware_service(self) -> Service:
