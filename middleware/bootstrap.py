@@ -9,6 +9,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -30,6 +31,11 @@ from middleware.services.job_events import JobEventHandler
 from middleware.services.recovery import RecoveryReport, recover_jobs
 from middleware.services.sweeper import JobSweeper
 from middleware.settings import Settings
+
+if TYPE_CHECKING:
+    from middleware.adapters.dynamodb_jobs import DynamoDbJobStore
+    from middleware.adapters.dynamodb_users import DynamoDbUserStore
+    from middleware.adapters.s3_blobs import S3BlobStore
 
 log = logging.getLogger("middleware")
 
@@ -167,6 +173,61 @@ def build_local(settings: Settings) -> LocalRuntime:
         compute=compute,
         sweeper=sweeper,
         catalog=catalog,
+    )
+
+
+@dataclass
+class AwsStorage:
+    """AWS mode's records and blobs (the compute and the entry points come in a later slice)."""
+
+    jobs: DynamoDbJobStore
+    users: DynamoDbUserStore
+    blobs: S3BlobStore
+
+
+def build_aws_storage(settings: Settings, session: Any) -> AwsStorage:
+    """The DynamoDB and S3 adapters, on clients made from ``session`` (a ``boto3.Session``: the
+    Lambda role's in AWS, moto-bound credentials in tests)."""
+    # Imported here: local mode never loads botocore.
+    from botocore.config import Config
+
+    from middleware.adapters.dynamodb_jobs import DynamoDbJobStore
+    from middleware.adapters.dynamodb_users import DynamoDbUserStore
+    from middleware.adapters.s3_blobs import S3BlobStore
+
+    retries = {"mode": "standard", "max_attempts": 4}
+    dynamodb = session.client(
+        "dynamodb",
+        region_name=settings.aws_region,
+        endpoint_url=settings.dynamodb_endpoint_url or settings.aws_endpoint_url,
+        config=Config(retries=retries),
+    )
+    s3_endpoint = settings.s3_endpoint_url or settings.aws_endpoint_url
+    s3 = session.client(
+        "s3",
+        region_name=settings.aws_region,
+        endpoint_url=s3_endpoint,
+        # SigV4 for presigned URLs; path style only for a stand-in endpoint (no bucket DNS there).
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if s3_endpoint else "virtual"},
+            retries=retries,
+        ),
+    )
+    users = DynamoDbUserStore(dynamodb, settings.users_table, settings.api_keys_table)
+    return AwsStorage(
+        jobs=DynamoDbJobStore(
+            dynamodb,
+            settings.jobs_table,
+            cursor_secret=settings.cursor_secret.get_secret_value().encode() if settings.cursor_secret else None,
+        ),
+        users=users,
+        blobs=S3BlobStore(
+            s3,
+            settings.blob_bucket,
+            multipart_threshold=settings.multipart_threshold_bytes,
+            part_size=settings.multipart_part_bytes,
+        ),
     )
 
 

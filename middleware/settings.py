@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from middleware.domain.generation_rules import MAX_BODY_BYTES
@@ -12,6 +12,8 @@ from middleware.endpoint_urls import ContainerEndpoint, parse_container_endpoint
 
 # Settings that also have a command-line flag (middleware/entrypoints/local.py).
 _FLAGS = ("host", "port", "data_dir", "models_dir", "container_url", "public_base_url")
+# Settings whose value an error message must never repeat.
+_SECRETS = ("cursor_secret",)
 
 
 class Settings(BaseSettings):
@@ -47,6 +49,25 @@ class Settings(BaseSettings):
         60.0, gt=0, description="the sweeper ends a cancel the container never answered after this long"
     )
 
+    # --- AWS mode (mode=aws): names come from the stack's outputs (template.yaml) -------------
+    aws_region: str = Field("us-east-1", min_length=1, description="region of the tables and the bucket")
+    jobs_table: str = Field("sdcloud-jobs", min_length=3, max_length=255)
+    users_table: str = Field("sdcloud-users", min_length=3, max_length=255)
+    api_keys_table: str = Field("sdcloud-api-keys", min_length=3, max_length=255)
+    blob_bucket: str = Field(
+        "sdcloud-blobs", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="the S3 bucket"
+    )
+    aws_endpoint_url: str | None = Field(None, description="endpoint of every AWS service (tests: moto)")
+    dynamodb_endpoint_url: str | None = Field(None, description="DynamoDB endpoint; wins over aws_endpoint_url")
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint; wins over aws_endpoint_url")
+    multipart_threshold_bytes: int = Field(
+        64 * 1024 * 1024, ge=5 * 1024 * 1024, description="blobs this large or larger go to S3 in parts"
+    )
+    multipart_part_bytes: int = Field(16 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
+    cursor_secret: SecretStr | None = Field(
+        None, min_length=32, description="signs list cursors (any 32+ characters); unsigned but validated without"
+    )
+
     admin_user: str = "admin"
     log_level: str = "info"
     access_log: bool = False
@@ -55,6 +76,14 @@ class Settings(BaseSettings):
     def _container_url_parses(self) -> Settings:
         # After the fields: a single URL takes its name from endpoint_name.
         parse_container_endpoints(self.container_url, self.endpoint_name)
+        return self
+
+    @model_validator(mode="after")
+    def _multipart_fits(self) -> Settings:
+        if self.multipart_threshold_bytes < self.multipart_part_bytes:
+            raise ValueError(
+                "SDCLOUD_MULTIPART_THRESHOLD_BYTES must be at least SDCLOUD_MULTIPART_PART_BYTES"
+            )
         return self
 
     @property
@@ -85,8 +114,8 @@ def describe_settings_error(exc: ValidationError) -> str:
         where = f"SDCLOUD_{field.upper()}" if field else "settings"
         if field in _FLAGS:
             where = f"--{field.replace('_', '-')} / {where}"
-        shown = repr(error.get("input"))
+        shown = "(hidden)" if field in _SECRETS else repr(error.get("input"))
         if len(shown) > 60:
             shown = shown[:57] + "..."
-        problems.append(f"{where}: {message} (got {shown})")
+        problems.append(f"{where}: {message} (got {shown})" if shown != "(hidden)" else f"{where}: {message}")
     return "; ".join(problems) or "invalid settings"

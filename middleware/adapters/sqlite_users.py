@@ -7,13 +7,19 @@ value of ``create_key``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import re
-import secrets
 import sqlite3
 import time
 
+from middleware.adapters.api_key_format import (
+    DUMMY_HASH,
+    KEY_PREFIX,
+    USER_NAME_RULE,
+    USER_RE,
+    hash_key,
+    key_id_of,
+    new_key,
+)
 from middleware.adapters.sqlite_db import SqliteDatabase
 from middleware.ports import ApiKeyInfo, User
 
@@ -33,16 +39,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys(user);
 """
 
-KEY_PREFIX = "sdc_"
-_KEY_RE = re.compile(r"^sdc_([0-9a-f]{12})_[A-Za-z0-9_-]{20,100}$")
-_USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-# Compared against when the key id is unknown, so a miss costs the same as a wrong secret.
-_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
+__all__ = ["KEY_PREFIX", "SqliteUserStore", "hash_key"]
 
 class SqliteUserStore:
     """Implements both UserStore and ApiKeyStore."""
@@ -52,10 +49,8 @@ class SqliteUserStore:
         db.connection().executescript(_SCHEMA)
 
     def create_user(self, name: str, role: str) -> User:
-        if not _USER_RE.match(name):
-            raise ValueError(
-                "user name must be 1-64 letters, digits or ._@- and start with a letter or digit"
-            )
+        if not USER_RE.match(name):
+            raise ValueError(USER_NAME_RULE)
         try:
             self._db.connection().execute(
                 "INSERT INTO users(name, role, created_at) VALUES (?, ?, ?)",
@@ -75,8 +70,7 @@ class SqliteUserStore:
     def create_key(self, user: str, label: str = "") -> tuple[ApiKeyInfo, str]:
         if self.get_user(user) is None:
             raise ValueError(f"user {user!r} does not exist")
-        key_id = secrets.token_hex(6)
-        plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        key_id, plaintext = new_key()
         created = time.time_ns() // 1000
         self._db.connection().execute(
             "INSERT INTO api_keys(key_id, user, label, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -85,19 +79,19 @@ class SqliteUserStore:
         return ApiKeyInfo(key_id=key_id, user=user, label=label, created_at=created), plaintext
 
     def authenticate(self, key: str) -> User | None:
-        match = _KEY_RE.match(key or "")
+        key_id = key_id_of(key)
         row = None
-        if match:
+        if key_id is not None:
             row = (
                 self._db.connection()
                 .execute(
                     "SELECT k.key_hash, u.name, u.role FROM api_keys k JOIN users u ON u.name = k.user "
                     "WHERE k.key_id = ?",
-                    (match.group(1),),
+                    (key_id,),
                 )
                 .fetchone()
             )
-        expected = row["key_hash"] if row else _DUMMY_HASH
+        expected = row["key_hash"] if row else DUMMY_HASH
         if hmac.compare_digest(expected, hash_key(key or "")) and row is not None:
             return User(name=row["name"], role=row["role"])
         return None

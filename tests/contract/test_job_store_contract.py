@@ -148,7 +148,12 @@ def test_the_transition_table_is_enforced_at_write_time(job_store, src, dst):
         assert job_store.get(job.id) == current
 
 
-def test_concurrent_writers_only_one_wins(job_store):
+def test_concurrent_writers_only_one_wins(job_store, request):
+    if request.node.callspec.params.get("job_store") == "dynamodb":
+        # DynamoDB serialises conditional writes per item; moto's server does not (no lock in its
+        # DynamoDB backend, threaded werkzeug), so two racing writers can both pass there. The
+        # sequential races (stale version, lost race) run over moto in the tests above.
+        pytest.skip("moto's DynamoDB does not serialise concurrent writes to one item; DynamoDB does")
     job, _ = job_store.create(make_job())
     results: list[bool] = []
     barrier = threading.Barrier(8)
