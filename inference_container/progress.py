@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 
@@ -19,6 +20,10 @@ class ProgressBoard:
 
     def report(self, progress: Progress) -> None:
         with self._lock:
+            earlier = self._jobs.get(progress.job_id) if progress.job_id is not None else None
+            if progress.preview is None and earlier is not None and earlier.preview is not None:
+                # A live preview stays up until the next one replaces it.
+                progress = dataclasses.replace(progress, preview=earlier.preview, preview_step=earlier.preview_step)
             if progress.job_id is not None:
                 self._jobs[progress.job_id] = progress
                 self._jobs.move_to_end(progress.job_id)

@@ -18,6 +18,7 @@ from inference_container.engine.init_images import RESIZE_LATENT, batch_init_ima
 from inference_container.engine.latents import decode_latents, encode_images
 from inference_container.engine.memory import is_out_of_memory, release_device_memory
 from inference_container.engine.noise import ImageNoise, image_noise
+from inference_container.engine.previews import preview_jpeg, wants_preview
 from inference_container.engine.sampling.denoiser import PassConditioning
 from inference_container.engine.sampling.runner import (
     Img2ImgStart,
@@ -251,8 +252,13 @@ class _RequestGeneration:
         def poll(i: int) -> str:
             return "continue" if self.control is None else self.control.poll(n)
 
-        def on_step(i: int) -> None:
+        def on_step(i: int, prediction: torch.Tensor | None) -> None:
             self.step = base + min(nominal, i + 1)
+            if prediction is not None and wants_preview(i + 1, self.request.preview_every_n_steps):
+                preview = preview_jpeg(prediction, is_sdxl=self.model.is_sdxl)
+                self.on_progress(Progress(self.request.job_id, "sampling", min(self.step, self.total), self.total,
+                                          preview=preview, preview_step=self.step))
+                return
             self._report("sampling")
 
         result = run_pass(

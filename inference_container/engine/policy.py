@@ -175,6 +175,8 @@ OVERRIDE_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "CLIP_stop_at_last_layers": {"kind": "int", "minimum": 1, "maximum": MAX_CLIP_SKIP, "default": 1},
         # Informational: the checkpoint used is the job's models.checkpoint.
         "sd_model_checkpoint": {"kind": "str"},
+        # Live previews every N sampling steps (the WebUI's option; 0 or -1: none while sampling).
+        "show_progress_every_n_steps": {"kind": "int", "minimum": -1, "maximum": LIMITS.max_steps, "default": 10},
         # A1111's ENSD: the per-step noise generators are seeded with seed + ENSD.
         "eta_noise_seed_delta": {"kind": "int", "minimum": 0, "maximum": MAX_SEED, "default": 0},
     }

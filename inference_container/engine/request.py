@@ -15,6 +15,7 @@ from ..contract import PayloadRejected, check_payload
 from ..contract import hires_target as hires_target
 from .contract_errors import contract_error
 from .job_document import read_envelope
+from .policy import OVERRIDE_SETTINGS
 from .samplers import sampler_spec
 from .seeds import resolve_seed
 from .types import GenerationRequest, HiresFix, SamplerSpec
@@ -84,9 +85,16 @@ def parse_job(job: Any, *, rng: random.Random | None = None) -> GenerationReques
         resize_mode=values["resize_mode"] if envelope.task == "img2img" else 0,
         hires=hires,
         output_prefix=envelope.output_prefix,
-        eta_noise_seed_delta=int(overrides.get("eta_noise_seed_delta") or 0),
+        eta_noise_seed_delta=_override(overrides, "eta_noise_seed_delta"),
+        preview_every_n_steps=_override(overrides, "show_progress_every_n_steps"),
         parameters=_echoed_parameters(envelope.task, values, sampler, checked.sampler.scheduler_asked),
     )
+
+
+def _override(overrides: dict[str, Any], key: str) -> int:
+    """An override setting's value, or the WebUI default the contract states for it."""
+    value = overrides.get(key)
+    return int(OVERRIDE_SETTINGS[key]["default"] if value is None else value)
 
 
 def _echoed_parameters(task: str, values: dict[str, Any], sampler: SamplerSpec, asked: str | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ infotext builder and server only ever see this validated form.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -97,6 +98,7 @@ class GenerationRequest:
     resize_mode: int = 0
     hires: HiresFix | None = None
     output_prefix: str | None = None
+    preview_every_n_steps: int = 10  # the WebUI's show_progress_every_n_steps; <= 0: no live previews
     eta_noise_seed_delta: int = 0  # A1111's ENSD: per-step noise generators reseeded with seed + ENSD
     # The payload with every A1111 default filled in, echoed back as ``parameters``.
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -114,6 +116,9 @@ class Progress:
     phase: str
     step: int = 0
     steps: int = 0
+    # The latest live preview (a small JPEG, engine/previews.py) and the job step it shows.
+    preview: bytes | None = field(default=None, repr=False)
+    preview_step: int = 0
 
     @property
     def fraction(self) -> float:
@@ -126,6 +131,8 @@ class Progress:
             "step": self.step,
             "steps": self.steps,
             "fraction": round(self.fraction, 4),
+            "preview_step": self.preview_step,
+            "preview": base64.b64encode(self.preview).decode("ascii") if self.preview else None,
         }
 
 

@@ -34,6 +34,7 @@ from middleware.domain.job import (
     Progress,
     cancel_marker_key,
     image_key,
+    preview_key,
     result_key,
     skip_marker_key,
 )
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # Statuses that mean "not now": the container's queue is full, or it is still loading.
 _RETRY_LATER = {429, 503}
+# Live previews are latent-resolution JPEGs (a few KB); anything far larger is not one.
+MAX_PREVIEW_BASE64 = 512 * 1024
 
 
 @dataclass
@@ -53,6 +56,7 @@ class _Active:
     abandoned: bool = False  # we hung up on the container (cancel unanswered, or shutting down)
     stop_polling: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
+    preview_step: int = 0  # the step of the live preview stored for this job
 
 
 class ContainerUnreachable(Exception):
@@ -427,12 +431,29 @@ class LocalCompute:
                 continue
             report = _json_or_empty(data)
             if report.get("job_id") == active.job_id:
+                self._store_preview(active, report)
+                report["preview_step"] = active.preview_step
                 self._events.job_progress(active.job_id, Progress.from_dict(report))
             else:
                 # The container is alive but busy with something else (or has not started ours).
                 self._events.job_heartbeat(active.job_id)
         if conn is not None:
             conn.close()
+
+    def _store_preview(self, active: _Active, report: dict[str, Any]) -> None:
+        """Keep a newer live preview in the blob store (where the job view links it), as the
+        container would write it to S3 in AWS mode. A malformed or oversized one is dropped."""
+        step, encoded = report.get("preview_step"), report.get("preview")
+        if not isinstance(step, int) or step <= active.preview_step or not isinstance(encoded, str):
+            return
+        if len(encoded) > MAX_PREVIEW_BASE64:
+            return
+        try:
+            jpeg = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return
+        self._blobs.put_bytes(preview_key(active.job_id), jpeg, "image/jpeg")
+        active.preview_step = step
 
     # -- helpers -----------------------------------------------------------------------------------
 

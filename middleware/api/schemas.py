@@ -57,6 +57,10 @@ class JobProgress(BaseModel):
     step: int
     steps: int
     fraction: float
+    iteration: int = Field(0, description="the batch iteration (0-based) being sampled: what a skip ends")
+    n_iter: int = 0
+    preview_step: int = Field(0, description="the step the live preview shows; 0 = none yet")
+    preview_url: str | None = Field(None, description="signed URL of the live preview JPEG; expires")
 
 
 class JobErrorView(BaseModel):

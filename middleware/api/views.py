@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from middleware.domain.job import Job
+from middleware.domain.job import Job, preview_key
 
 
 def iso8601(us: int) -> str:
@@ -15,6 +15,12 @@ def iso8601(us: int) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+def _progress_view(job: Job, url_for: Callable[[str], str]) -> dict[str, Any]:
+    progress = job.progress.to_dict()
+    progress["preview_url"] = url_for(preview_key(job.id)) if job.progress.preview_step > 0 else None
+    return progress
 
 
 def job_view(job: Job, url_for: Callable[[str], str]) -> dict[str, Any]:
@@ -40,7 +46,7 @@ def job_view(job: Job, url_for: Callable[[str], str]) -> dict[str, Any]:
         "created_at": iso8601(job.created_at),
         "updated_at": iso8601(job.updated_at),
         "version": job.version,
-        "progress": job.progress.to_dict(),
+        "progress": _progress_view(job, url_for),
         "error": job.error.to_dict() if job.error else None,
         "result": result,
         # The record's bounded summary of the request; the whole request is jobs/<id>/request.json.

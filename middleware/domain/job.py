@@ -62,6 +62,11 @@ def image_key(job_id: str, n: int) -> str:
     return f"jobs/{job_id}/images/{n}.png"
 
 
+def preview_key(job_id: str) -> str:
+    """The job's latest live preview (a small JPEG, replaced as sampling goes on)."""
+    return f"jobs/{job_id}/preview.jpg"
+
+
 def cancel_marker_key(job_id: str) -> str:
     return f"jobs/{job_id}/cancel"
 
@@ -219,6 +224,7 @@ class Progress:
     fraction: float = 0.0
     iteration: int = 0
     n_iter: int = 0
+    preview_step: int = 0  # the step the live preview at preview_key() shows; 0 = none yet
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,6 +234,7 @@ class Progress:
             "fraction": self.fraction,
             "iteration": self.iteration,
             "n_iter": self.n_iter,
+            "preview_step": self.preview_step,
         }
 
     @classmethod
@@ -245,6 +252,7 @@ class Progress:
             fraction=min(max(fraction, 0.0), 1.0),
             iteration=_int(data.get("iteration")),
             n_iter=_int(data.get("n_iter")),
+            preview_step=_int(data.get("preview_step")),
         )
 
     def with_phase(self, phase: str) -> Progress:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import json
 import os
 import socket
@@ -34,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
+
+from PIL import Image
 
 
 def png_bytes(
@@ -74,6 +77,16 @@ def infotext(payload: dict[str, Any], seed: int, model: dict[str, Any]) -> str:
         f"Model hash: {str(model.get('sha256', ''))[:10]}, Model: {name}, Version: fake-container"
     )
     return "\n".join(lines)
+
+
+def _preview_jpeg_b64() -> str:
+    """A real 8x8 JPEG, standing in for the engine's latent-resolution live previews."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (90, 120, 200)).save(out, format="JPEG")
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+PREVIEW_JPEG_B64 = _preview_jpeg_b64()
 
 
 @dataclass
@@ -366,7 +379,8 @@ class FakeContainer:
         with self.lock:
             self.state.progress["queue_depth"] -= 1
         self._set_progress(
-            job_id=job_id, phase="sampling", step=0, steps=steps, fraction=0.0, iteration=0, n_iter=n_iter
+            job_id=job_id, phase="sampling", step=0, steps=steps, fraction=0.0, iteration=0, n_iter=n_iter,
+            preview_step=0, preview=None,
         )
         interrupted = False
         done_iterations = 0
@@ -384,7 +398,9 @@ class FakeContainer:
                     skipped_to = iteration
                     break
                 step = min(steps, int(steps * elapsed / delay))
-                self._set_progress(step=step, fraction=round(step / steps, 4))
+                # A live preview with every step, as the real container sends one every N steps.
+                self._set_progress(step=step, fraction=round(step / steps, 4), preview_step=step,
+                                   preview=PREVIEW_JPEG_B64 if step else None)
                 time.sleep(min(0.02, delay - elapsed))
             done_iterations = iteration + 1
             if interrupted:

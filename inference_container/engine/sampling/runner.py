@@ -70,7 +70,8 @@ class _Steps:
 
     denoiser: Any
     poll: Callable[[int], str]
-    on_step: Callable[[int], None]
+    # Called after each step with its index and the model's latest x0 prediction (for previews).
+    on_step: Callable[[int, torch.Tensor | None], None]
     generators: ImageGenerators
     noise_sampler: BrownianNoise | None = None
     alphas_cumprod: torch.Tensor | None = None
@@ -84,7 +85,7 @@ class _Steps:
             raise SamplingStopped(action)
 
     def end(self, i: int) -> None:
-        self.on_step(i)
+        self.on_step(i, getattr(self.denoiser, "last_prediction", None))
 
     def randn(self, x: torch.Tensor) -> torch.Tensor:
         return self.generators.next(x)
@@ -131,7 +132,7 @@ def run_pass(
     cfg_scale: float,
     start: Img2ImgStart | None,
     poll: Callable[[int], str],
-    on_step: Callable[[int], None],
+    on_step: Callable[[int, torch.Tensor | None], None],
 ) -> PassResult:
     from .schedules import alphas_cumprod_from_config
 

@@ -651,3 +651,11 @@ def test_sampler_parameters_and_ensd_reach_the_request() -> None:
     # The hires pass takes what it uses: DPM++ 2M there ignores eta without refusing the job.
     hires = parse(job(sampler_name="Euler a", eta=0.4, enable_hr=True, hr_sampler_name="DPM++ 2M")).hires
     assert hires.sampler.name == "DPM++ 2M" and hires.sampler.eta is None
+
+
+def test_live_preview_period_is_the_webuis_option() -> None:
+    assert parse(job()).preview_every_n_steps == 10
+    assert parse(job(override_settings={"show_progress_every_n_steps": 3})).preview_every_n_steps == 3
+    assert parse(job(override_settings={"show_progress_every_n_steps": -1})).preview_every_n_steps == -1
+    err = fails(job(override_settings={"show_progress_every_n_steps": 1000}))
+    assert err.field == "payload.override_settings.show_progress_every_n_steps"

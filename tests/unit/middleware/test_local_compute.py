@@ -334,3 +334,22 @@ def test_many_jobs_all_finish(shared, fake):
         compute.stop()
     assert all(j.status is JobStatus.SUCCEEDED for j in finished)
     assert threading.active_count() < 50
+
+
+def test_live_previews_are_kept_in_the_blob_store_and_named_in_the_progress(shared, fake):
+    fake.configure(delay_s=0.6)
+    compute = make_compute(shared, fake.url)
+    steps_seen = []
+    try:
+        job = submit(shared, {"prompt": "cat", "steps": 10})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not shared.store.get(job.id).is_terminal:
+            progress = shared.store.get(job.id).progress
+            if progress.preview_step:
+                steps_seen.append(progress.preview_step)
+            time.sleep(0.01)
+    finally:
+        compute.stop()
+    assert steps_seen and steps_seen == sorted(steps_seen)
+    jpeg = shared.blobs.get_bytes(f"jobs/{job.id}/preview.jpg")
+    assert jpeg[:2] == b"\xff\xd8"  # a JPEG
