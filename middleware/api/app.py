@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from middleware import __version__
 from middleware.api.body_limit import BodySizeLimit
+from middleware.api.docs import mount_docs
 from middleware.api.problems import install_problem_handlers, problems_in_openapi
 from middleware.api.routers import blobs, endpoints, inferences, meta, models
 from middleware.domain.generation_rules import MAX_BODY_BYTES
@@ -23,7 +24,7 @@ def create_app(
         version=__version__,
         description="Stable Diffusion WebUI jobs on your own GPUs. Errors are application/problem+json.",
         openapi_url="/v1/openapi.json",
-        docs_url="/v1/docs",
+        docs_url=None,  # served below from the packaged Swagger UI: no CDN, so it works offline
         redoc_url=None,
     )
     app.state.services = services
@@ -44,5 +45,6 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    mount_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

@@ -137,3 +137,14 @@ def test_the_created_job_links_to_its_own_operations(stack):
     links = _submit_operation(stack)["responses"]["202"]["links"]
     assert {link["operationId"] for link in links.values()} == {"get_inference", "cancel_inference", "skip_inference"}
     assert all(link["parameters"] == {"job_id": "$response.body#/id"} for link in links.values())
+
+
+def test_the_docs_page_works_offline(stack):
+    page = stack.client.get("/v1/docs")
+    assert page.status_code == 200
+    html = page.text
+    assert "http://" not in html and "https://" not in html  # nothing from a CDN or font host
+    for asset in ("docs/assets/swagger-ui-bundle.js", "docs/assets/swagger-ui.css"):
+        assert asset in html
+        served = stack.client.get(f"/v1/{asset}")
+        assert served.status_code == 200 and len(served.content) > 1000
