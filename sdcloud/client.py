@@ -210,6 +210,12 @@ class SDCloudClient:
     def cancel_inference(self, job_id: str) -> Job:
         return Job.from_json(self._json("DELETE", f"/v1/inferences/{_segment(job_id)}"))
 
+    def skip_inference(self, job_id: str) -> Job:
+        """End the batch iteration the job is sampling and go on with the next (the WebUI's Skip).
+
+        Raises Conflict when the job is not running (or is being cancelled)."""
+        return Job.from_json(self._json("POST", f"/v1/inferences/{_segment(job_id)}/skip"))
+
     def list_endpoints(self) -> list[Endpoint]:
         return Page.from_json(self._json("GET", "/v1/endpoints"), Endpoint.from_json).items
 

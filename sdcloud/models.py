@@ -61,6 +61,8 @@ class Progress:
     step: int = 0
     steps: int = 0
     fraction: float = 0.0
+    iteration: int = 0  # the batch iteration being sampled (0-based) of n_iter
+    n_iter: int = 0
 
     @classmethod
     def from_json(cls, data: Any) -> Progress:
@@ -70,6 +72,8 @@ class Progress:
             step=_int(d.get("step")),
             steps=_int(d.get("steps")),
             fraction=_float(d.get("fraction")),
+            iteration=_int(d.get("iteration")),
+            n_iter=_int(d.get("n_iter")),
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -19,7 +20,7 @@ from PIL import Image
 from .. import limits
 from ..client import SDCloudClient, raise_for_job
 from ..contract import PayloadRejected, check_payload
-from ..errors import Conflict, JobCancelled, SDCloudError
+from ..errors import Conflict, JobCancelled, SDCloudError, Timeout
 from ..models import Job
 from ..samplers import (
     DEFAULT_HIRES_UPSCALER,
@@ -271,6 +272,73 @@ def _report(progress: ProgressFn | None, fraction: float, text: str) -> None:
         log.debug("progress callback failed", exc_info=True)
 
 
+@dataclass(frozen=True)
+class JobControl:
+    """What the caller's Interrupt / Skip buttons say, asked between polls of a running job.
+
+    ``skip_requested`` is consumed: it answers True once per press (the caller resets its flag).
+    """
+
+    cancel_requested: Callable[[], bool]
+    skip_requested: Callable[[], bool] = lambda: False
+
+
+# How long one poll may wait for a change while buttons must stay responsive.
+CONTROL_POLL_S = 1.0
+
+
+def follow_job(
+    client: SDCloudClient,
+    task: str,
+    payload: dict[str, Any],
+    checkpoint: str,
+    endpoint: str | None = None,
+    *,
+    timeout: float = DEFAULT_GENERATION_TIMEOUT_S,
+    control: JobControl | None = None,
+    on_submitted: Callable[[Job], None] | None = None,
+) -> Iterator[Job]:
+    """Submit ``(task, payload)`` and yield the job as submitted, then at each change, until it
+    ends (the last one yielded is terminal). With ``control``, polls at most CONTROL_POLL_S apart
+    and passes Interrupt (cancel; the images sampled so far come back) and Skip to the server.
+
+    The one submit -> watch implementation the standalone form and the WebUI share.
+    """
+    submitted = client.submit_inference(task, payload, checkpoint, endpoint=endpoint or None)
+    if on_submitted is not None:
+        on_submitted(submitted)
+    if control is None:
+        yield from client.watch_inference(submitted.id, timeout=timeout, first=submitted)
+        return
+    job = submitted
+    yield job
+    deadline = time.monotonic() + timeout
+    cancel_sent = False
+    while not job.is_terminal:
+        if not cancel_sent and control.cancel_requested():
+            cancel_sent = True
+            try:
+                client.cancel_inference(job.id)
+            except Conflict:  # it ended meanwhile: the next poll shows how
+                pass
+        elif not cancel_sent and control.skip_requested():
+            try:
+                client.skip_inference(job.id)
+            except Conflict:  # not sampling (queued, finishing): nothing to skip
+                log.debug("skip of job %s refused: not running", job.id)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Timeout(
+                f"job {job.id} did not finish within {timeout:g} s (last status: {job.status}); "
+                "it may still finish: look in the job history"
+            )
+        latest = client.get_inference(job.id, wait=min(CONTROL_POLL_S, remaining), version=job.version)
+        changed = latest.version != job.version or latest.status != job.status
+        job = latest
+        if changed:
+            yield job
+
+
 def run_generation(
     get_client: Callable[[], SDCloudClient],
     values: Mapping[str, Any],
@@ -289,16 +357,16 @@ def run_generation(
         client = get_client()
         _report(progress, 0.0, "Submitting")
         yield GenerateOutputs(status_html("Submitting…", "running", "submitting"), images=[], infotext="")
-        submitted = client.submit_inference(task, payload, form.checkpoint, endpoint=form.endpoint or None)
-        job_id = submitted.id
-        job = submitted
-        for job in client.watch_inference(submitted.id, timeout=timeout, first=submitted):
+        job: Job | None = None
+        for job in follow_job(client, task, payload, form.checkpoint, form.endpoint or None, timeout=timeout):
+            job_id = job.id
             text = progress_text(job)
             _report(progress, progress_fraction(job), text)
             if not job.is_terminal:
                 yield GenerateOutputs(
                     status_html(f"{text} · job {job.id}", "running", job.progress.phase), job_id=job.id
                 )
+        assert job is not None  # follow_job always yields the submitted job
         raise_for_job(job)
         _report(progress, 1.0, "Downloading images")
         paths = fetch_result_images(client, job, outputs_dir)
