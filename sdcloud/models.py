@@ -63,6 +63,8 @@ class Progress:
     fraction: float = 0.0
     iteration: int = 0  # the batch iteration being sampled (0-based) of n_iter
     n_iter: int = 0
+    preview_step: int = 0  # the step the live preview shows; 0 = none yet
+    preview_url: str = ""  # signed URL of the live preview JPEG (expires)
 
     @classmethod
     def from_json(cls, data: Any) -> Progress:
@@ -74,6 +76,8 @@ class Progress:
             fraction=_float(d.get("fraction")),
             iteration=_int(d.get("iteration")),
             n_iter=_int(d.get("n_iter")),
+            preview_step=_int(d.get("preview_step")),
+            preview_url=_str(d.get("preview_url"), ""),
         )
 
 

@@ -209,7 +209,7 @@ def _task(p: Any) -> str:
     return "img2img" if isinstance(p, processing.StableDiffusionProcessingImg2Img) else "txt2img"
 
 
-def _show(job: Job, p: Any) -> None:
+def _show(job: Job, p: Any, client: SDCloudClient) -> None:
     """Remote progress into the WebUI's own progress bar."""
     state = shared.state
     progress = job.progress
@@ -221,6 +221,28 @@ def _show(job: Job, p: Any) -> None:
     if n_iter > 1:
         state.job = f"Batch {progress.iteration + 1} out of {n_iter}"
     state.textinfo = f"SD Cloud · {job.endpoint or 'cloud'} · {progress_text(job)}"
+    _show_preview(progress, client)
+
+
+_preview_shown: dict[str, int] = {}  # preview URL path → step shown, so each preview loads once
+
+
+def _show_preview(progress: Any, client: SDCloudClient) -> None:
+    """The engine's live preview into the WebUI's own live-preview slot (``current_image``)."""
+    if not progress.preview_url or progress.preview_step <= 0:
+        return
+    key = progress.preview_url.split("?", 1)[0]
+    if _preview_shown.get(key, 0) >= progress.preview_step:
+        return
+    try:
+        image = client.fetch_image(progress.preview_url)
+    except Exception:  # a preview is a nicety: never let it break the generation
+        log.debug("live preview not fetched", exc_info=True)
+        return
+    _preview_shown.clear()
+    _preview_shown[key] = progress.preview_step
+    shared.state.assign_current_image(image)
+    shared.state.current_image_sampling_step = progress.preview_step
 
 
 def _skip_pressed() -> bool:
@@ -237,7 +259,9 @@ def _run_in_cloud(p: Any, choice: CloudChoice, checkpoint_override: str) -> Any:
     _resolve_like_the_webui(p)
     opts = shared.opts
     settings = {k: getattr(opts, k, None) for k in ("CLIP_stop_at_last_layers", "eta_noise_seed_delta",
-                                                     "face_restoration", "tiling")}
+                                                     "face_restoration", "tiling", "show_progress_every_n_steps")}
+    if not getattr(opts, "live_previews_enable", True):
+        settings["show_progress_every_n_steps"] = 0  # the engine then makes no previews at all
     payload = build_payload(p, task, settings, override_settings=p.override_settings)
     state = shared.state
     if state.job_count == -1:
@@ -253,7 +277,7 @@ def _run_in_cloud(p: Any, choice: CloudChoice, checkpoint_override: str) -> Any:
         for job in follow_job(client, task, payload, choice.checkpoint, choice.endpoint or None,
                               timeout=float(_opt("sdcloud_job_timeout", DEFAULT_GENERATION_TIMEOUT_S)),
                               control=control):
-            _show(job, p)
+            _show(job, p, client)
         assert job is not None
         if job.status == "failed":
             message = job.error.message if job.error else "the job failed"

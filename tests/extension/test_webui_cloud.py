@@ -273,3 +273,34 @@ def test_send_to_txt2img_restores_the_cloud_choice(cloud) -> None:  # type: igno
     updates = cloud.paste("txt2img", "a fox\nSteps: 4, Sampler: Euler, Seed: 1, Size: 64x64")
     values = {id(component): update.get("value") for (component, _), update in zip(fields, updates, strict=True)}
     assert values[id(enabled)] is False
+
+
+def test_live_previews_reach_the_webuis_preview_slot(cloud) -> None:  # type: ignore[no-untyped-def]
+    from modules import shared
+
+    shared.opts.set("show_progress_every_n_steps", 5)
+    state = shared.state
+    shown: list[tuple[int, object]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if state.current_image is not None:
+                shown.append((state.current_image_sampling_step, state.current_image))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        gallery, _js, info_html, _ = cloud.txt2img(prompt="a red fox", width=64, height=64,
+                                                    script_args=_args(cloud, steps=60))
+    finally:
+        done.set()
+        watcher.join(5)
+        shared.opts.set("show_progress_every_n_steps", 10)
+    assert isinstance(gallery, list), info_html
+    assert shown, "no live preview reached shared.state.current_image"
+    step, image = shown[-1]
+    assert step > 0 and step % 5 == 0
+    assert image.size == (8, 8)  # latent resolution of a 64x64 image, as the WebUI's cheap preview
+    _patched_functions_restored()
