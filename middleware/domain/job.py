@@ -51,28 +51,28 @@ def output_prefix(job_id: str) -> str:
 
 
 def request_key(job_id: str) -> str:
-    return f"jobs/{job_id}/request.json"
+    return f"{output_prefix(job_id)}request.json"
 
 
 def result_key(job_id: str) -> str:
-    return f"jobs/{job_id}/result.json"
+    return f"{output_prefix(job_id)}result.json"
 
 
 def image_key(job_id: str, n: int) -> str:
-    return f"jobs/{job_id}/images/{n}.png"
+    return f"{output_prefix(job_id)}images/{n}.png"
 
 
 def preview_key(job_id: str) -> str:
     """The job's latest live preview (a small JPEG, replaced as sampling goes on)."""
-    return f"jobs/{job_id}/preview.jpg"
+    return f"{output_prefix(job_id)}preview.jpg"
 
 
 def cancel_marker_key(job_id: str) -> str:
-    return f"jobs/{job_id}/cancel"
+    return f"{output_prefix(job_id)}cancel"
 
 
 def skip_marker_key(job_id: str) -> str:
-    return f"jobs/{job_id}/skip"
+    return f"{output_prefix(job_id)}skip"
 
 
 def request_document(

@@ -369,17 +369,7 @@ def run_generation(
         assert job is not None  # follow_job always yields the submitted job
         raise_for_job(job)
         _report(progress, 1.0, "Downloading images")
-        paths = fetch_result_images(client, job, outputs_dir)
-        infotexts = job.infotexts
-        count = len(paths)
-        yield GenerateOutputs(
-            status_html(f"Done: {count} image{'s' if count != 1 else ''} · job {job.id}", "done", "done"),
-            images=paths,
-            infotext=infotexts[0] if infotexts else "",
-            job_id=job.id,
-            infotexts=infotexts,
-            seeds=_seeds(job, count),
-        )
+        yield _image_outputs(client, job, outputs_dir, "Done: {count} image{s}", "done", "done")
     except JobCancelled as exc:
         yield _cancelled_outputs(client, exc.job, outputs_dir)
     except Exception as exc:
@@ -393,13 +383,22 @@ def _cancelled_outputs(client: SDCloudClient, job: Job, outputs_dir: str | Path)
     if job.result is None or not job.result.images:
         return GenerateOutputs(status_html(f"Cancelled · job {job.id}", "cancelled"), job_id=job.id)
     try:
-        paths = fetch_result_images(client, job, outputs_dir)
+        return _image_outputs(client, job, outputs_dir, "Interrupted: {count} partial image{s}", "cancelled")
     except SDCloudError as exc:
         return GenerateOutputs(error_html(exc), job_id=job.id)
+
+
+def _image_outputs(
+    client: SDCloudClient, job: Job, outputs_dir: str | Path, label: str, state: str, phase: str = ""
+) -> GenerateOutputs:
+    """The job's images downloaded, with their infotexts and seeds, under a status line made from
+    ``label`` (``{count}`` and ``{s}``, the plural ending, filled in)."""
+    paths = fetch_result_images(client, job, outputs_dir)
     infotexts = job.infotexts
     count = len(paths)
+    text = label.format(count=count, s="s" if count != 1 else "")
     return GenerateOutputs(
-        status_html(f"Interrupted: {count} partial image{'s' if count != 1 else ''} · job {job.id}", "cancelled"),
+        status_html(f"{text} · job {job.id}", state, phase),
         images=paths,
         infotext=infotexts[0] if infotexts else "",
         job_id=job.id,

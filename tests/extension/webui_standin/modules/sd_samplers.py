@@ -32,31 +32,16 @@ _A1111 = [
     _SamplerData('UniPC', None, ['unipc'], {}),
     _SamplerData('LCM', None, ['k_lcm'], {}),
 ]
+# Forge: A1111's list with its extra k-diffusion samplers after Restart, and DDPM last
+# (modules_forge/alter_samplers.py), as forge.json lists them.
+_RESTART = next(n for n, x in enumerate(_A1111) if x.name == 'Restart') + 1
 _FORGE = [
-    _SamplerData('DPM++ 2M', None, ['k_dpmpp_2m'], {'scheduler': 'karras'}),
-    _SamplerData('DPM++ SDE', None, ['k_dpmpp_sde'], {'scheduler': 'karras'}),
-    _SamplerData('DPM++ 2M SDE', None, ['k_dpmpp_2m_sde'], {'scheduler': 'exponential'}),
-    _SamplerData('DPM++ 2M SDE Heun', None, ['k_dpmpp_2m_sde_heun'], {'scheduler': 'exponential'}),
-    _SamplerData('DPM++ 2S a', None, ['k_dpmpp_2s_a'], {'scheduler': 'karras'}),
-    _SamplerData('DPM++ 3M SDE', None, ['k_dpmpp_3m_sde'], {'scheduler': 'exponential'}),
-    _SamplerData('Euler a', None, ['k_euler_a', 'k_euler_ancestral'], {}),
-    _SamplerData('Euler', None, ['k_euler'], {}),
-    _SamplerData('LMS', None, ['k_lms'], {}),
-    _SamplerData('Heun', None, ['k_heun'], {}),
-    _SamplerData('DPM2', None, ['k_dpm_2'], {'scheduler': 'karras'}),
-    _SamplerData('DPM2 a', None, ['k_dpm_2_a'], {'scheduler': 'karras'}),
-    _SamplerData('DPM fast', None, ['k_dpm_fast'], {}),
-    _SamplerData('DPM adaptive', None, ['k_dpm_ad'], {}),
-    _SamplerData('Restart', None, ['restart'], {'scheduler': 'karras'}),
+    *_A1111[:_RESTART],
     _SamplerData('HeunPP2', None, ['heunpp2'], {}),
     _SamplerData('IPNDM', None, ['ipndm'], {}),
     _SamplerData('IPNDM_V', None, ['ipndm_v'], {}),
     _SamplerData('DEIS', None, ['deis'], {}),
-    _SamplerData('DDIM', None, ['ddim'], {}),
-    _SamplerData('DDIM CFG++', None, ['ddim_cfgpp'], {}),
-    _SamplerData('PLMS', None, ['plms'], {}),
-    _SamplerData('UniPC', None, ['unipc'], {}),
-    _SamplerData('LCM', None, ['k_lcm'], {}),
+    *_A1111[_RESTART:],
     _SamplerData('DDPM', None, ['ddpm'], {}),
 ]
 

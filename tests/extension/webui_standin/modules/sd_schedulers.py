@@ -30,19 +30,8 @@ _A1111 = [
     Scheduler('ddim', 'DDIM', aliases=None),
     Scheduler('beta', 'Beta', aliases=None),
 ]
-_FORGE = [
-    Scheduler('automatic', 'Automatic', aliases=None),
-    Scheduler('uniform', 'Uniform', aliases=None),
-    Scheduler('karras', 'Karras', aliases=None),
-    Scheduler('exponential', 'Exponential', aliases=None),
-    Scheduler('polyexponential', 'Polyexponential', aliases=None),
-    Scheduler('sgm_uniform', 'SGM Uniform', aliases=['SGMUniform']),
-    Scheduler('kl_optimal', 'KL Optimal', aliases=None),
-    Scheduler('align_your_steps', 'Align Your Steps', aliases=None),
-    Scheduler('simple', 'Simple', aliases=None),
-    Scheduler('normal', 'Normal', aliases=None),
-    Scheduler('ddim', 'DDIM', aliases=None),
-    Scheduler('beta', 'Beta', aliases=None),
+_FORGE = [  # A1111's, then Forge's own
+    *_A1111,
     Scheduler('turbo', 'Turbo', aliases=None),
     Scheduler('align_your_steps_GITS', 'Align Your Steps GITS', aliases=None),
     Scheduler('align_your_steps_11', 'Align Your Steps 11', aliases=None),
