@@ -93,7 +93,7 @@ def _field_schema(spec: dict[str, Any]) -> dict[str, Any]:
     elif name in ("eta", "s_churn", "s_tmin", "s_tmax", "s_noise"):
         users = [s["name"] for s in CONTRACT["samplers"] if s["supported"] and name in s["parameters"]]
         schema["description"] = f"honoured by {', '.join(users) or 'no sampler'}; refused for the others unless null"
-    if spec.get("range") and name not in ("sampler_name",):
+    if spec.get("range"):
         schema = _ranged(schema, spec["range"])
     if spec.get("handling") == "ignored":
         schema["description"] = f"accepted and ignored: {spec['ignored_because']}"
