@@ -32,7 +32,7 @@ from inference_container.errors import (
     PayloadTooLarge,
 )
 from inference_container.outputs import OutputStore
-from inference_container.progress import ProgressBoard
+from inference_container.progress import ProgressBoard, ProgressPublisher, progress_document
 from inference_container.worker import SingleWorker
 
 log = logging.getLogger("inference_container")
@@ -59,11 +59,14 @@ class EngineState:
 
 
 def create_app(engine: Any, *, max_waiting: int, max_body_bytes: int, state: EngineState | None = None,
-               output_store: OutputStore | None = None, marker_poll_s: float = 0.5) -> FastAPI:
+               output_store: OutputStore | None = None, marker_poll_s: float = 0.5,
+               progress_publish_s: float = 1.0) -> FastAPI:
     """``engine`` is the Engine port: ``validate(job)``, ``run(request, on_progress, control)`` and
-    ``interrupted_result(request)``; ``output_store`` is where cancel/skip markers are read."""
+    ``interrupted_result(request)``; ``output_store`` is where cancel/skip markers are read and,
+    for jobs with ``output.prefix``, progress is written (at most every ``progress_publish_s``)."""
     state = state or EngineState()
-    board = ProgressBoard()
+    publisher = ProgressPublisher(output_store, interval_s=progress_publish_s) if output_store is not None else None
+    board = ProgressBoard(listener=publisher.offer if publisher is not None else None)
     controls = JobControls()
     waiting_requests: dict[str, Any] = {}  # validated requests of queued jobs, for an interrupt to answer
     worker = SingleWorker(max_waiting)
@@ -99,12 +102,8 @@ def create_app(engine: Any, *, max_waiting: int, max_body_bytes: int, state: Eng
             return SafeJSONResponse({"status": 404, "code": "unknown_job",
                                      "detail": f"no job {job_id!r} is queued, running or recently finished"},
                                     status_code=404)
-        body = current.to_dict()
         control = controls.get(current.job_id) if current.job_id else None
-        body["iteration"] = control.iteration if control else 0
-        body["n_iter"] = control.n_iter if control else 0
-        body["queue_depth"] = worker.waiting
-        return SafeJSONResponse(body)
+        return SafeJSONResponse(progress_document(current, control, worker.waiting))
 
     @app.post("/invocations")
     async def invocations(request: Request) -> JSONResponse:
@@ -117,6 +116,9 @@ def create_app(engine: Any, *, max_waiting: int, max_body_bytes: int, state: Eng
             if not controls.add(control):
                 raise Conflict(f"job {validated.job_id!r} is already queued or running here", field="id")
             try:
+                if publisher is not None and validated.output_prefix:
+                    publisher.track(validated.job_id, validated.output_prefix,
+                                    lambda p, c=control: progress_document(p, c, worker.waiting))
                 board.report(Progress(validated.job_id, "queued"))
                 waiting_requests[validated.job_id] = validated
                 runner = _job_runner(engine, validated, board, control, waiting_requests)
@@ -124,6 +126,8 @@ def create_app(engine: Any, *, max_waiting: int, max_body_bytes: int, state: Eng
             except BaseException:
                 waiting_requests.pop(validated.job_id, None)
                 controls.remove(control)
+                if publisher is not None:
+                    publisher.forget(validated.job_id)
                 raise
             body = await asyncio.wrap_future(future)
             return SafeJSONResponse(body)
@@ -171,6 +175,8 @@ def create_app(engine: Any, *, max_waiting: int, max_body_bytes: int, state: Eng
     @app.on_event("shutdown")
     def _stop_worker() -> None:
         worker.stop()
+        if publisher is not None:
+            publisher.stop()
 
     return app
 

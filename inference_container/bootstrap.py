@@ -21,21 +21,25 @@ log = logging.getLogger("inference_container")
 def build(settings: ContainerSettings) -> tuple[object, Engine, EngineState]:
     from inference_container.engine.checkpoint import PipelineLoader
     from inference_container.models.cache import ModelCache
-    from inference_container.models.fetchers import FileFetcher
+    from inference_container.models.fetchers import FileFetcher, S3Fetcher
+    from inference_container.s3 import LazyClient, make_client
 
     if settings.torch_threads > 0:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    fetchers = {"file": FileFetcher(settings.file_model_roots)}
+    # One client (thread-safe) for models and outputs, made only when something reads or writes S3.
+    s3_client = LazyClient(lambda: make_client(settings.s3_endpoint_url))
+    fetchers = {"file": FileFetcher(settings.file_model_roots), "s3": S3Fetcher(s3_client, settings.model_buckets)}
     cache = ModelCache(settings.model_cache_dir, settings.model_cache_bytes, fetchers=fetchers)
     loader = PipelineLoader(max_cached=settings.pipelines_in_memory, allow_pickle=settings.allow_pickle,
                             work_dir=settings.engine_cache_dir, tokenizer_dir=settings.clip_tokenizer_dir)
-    output_store = open_output_store(settings.output_store)
+    output_store = open_output_store(settings.output_store, s3_client=s3_client)
     engine = Engine(cache, loader, output_store=output_store)
     state = EngineState()
     app = create_app(engine, max_waiting=settings.max_waiting, max_body_bytes=settings.max_body_bytes,
-                     state=state, output_store=output_store, marker_poll_s=settings.marker_poll_s)
+                     state=state, output_store=output_store, marker_poll_s=settings.marker_poll_s,
+                     progress_publish_s=settings.progress_publish_s)
     return app, engine, state
 
 

@@ -76,6 +76,17 @@ def _env_folders(name: str) -> tuple[Path, ...] | None:
     return folders
 
 
+def _env_buckets(name: str) -> tuple[str, ...] | None:
+    value = _env(name)
+    if value is None:
+        return None
+    buckets = tuple(part.strip() for part in value.split(",") if part.strip())
+    bad = [b for b in buckets if "/" in b or ":" in b or b != b.lower()]
+    if bad:
+        raise SettingsError(f"{name} must list bucket names separated by ',' (got {', '.join(bad)})")
+    return buckets
+
+
 def _home_cache() -> Path:
     return Path.home() / ".cache" / "sdcloud"
 
@@ -94,8 +105,14 @@ class ContainerSettings:
     max_waiting: int = 4
     max_body_bytes: int = 64 * 1024 * 1024
     preload_checkpoint: Path | None = None
-    # Where outputs go when a job names output.prefix: file:///abs/folder (s3:// comes with the AWS adapters).
+    # Where outputs go when a job names output.prefix: file:///abs/folder or s3://bucket[/prefix].
     output_store: str | None = None
+    # Buckets s3:// model URIs may point into; empty: any bucket the container's role can read.
+    model_buckets: tuple[str, ...] = ()
+    # An S3 stand-in (moto) for tests; boto3 also honours AWS_ENDPOINT_URL_S3 by itself.
+    s3_endpoint_url: str | None = None
+    # A job's progress.json/preview.jpg in the output store: at most this often (and on every phase change).
+    progress_publish_s: float = 1.0
     # Cancel/skip markers live in the output store: read them at most this often while sampling,
     # so an object store's GET latency never slows the steps down.
     marker_poll_s: float = 0.5
@@ -120,6 +137,9 @@ class ContainerSettings:
             "max_waiting": _env_int("SDCLOUD_MAX_WAITING", cls.max_waiting),
             "max_body_bytes": _env_int("SDCLOUD_MAX_BODY_BYTES", cls.max_body_bytes),
             "output_store": _env("SDCLOUD_OUTPUT_STORE"),
+            "model_buckets": _env_buckets("SDCLOUD_MODEL_BUCKETS"),
+            "s3_endpoint_url": _env("SDCLOUD_S3_ENDPOINT_URL"),
+            "progress_publish_s": _env_float("SDCLOUD_PROGRESS_PUBLISH_S", cls.progress_publish_s),
             "marker_poll_s": _env_float("SDCLOUD_MARKER_POLL_S", cls.marker_poll_s),
             "allow_pickle": _env_bool("SDCLOUD_ALLOW_PICKLE", cls.allow_pickle),
             "pipelines_in_memory": _env_int("SDCLOUD_PIPELINES_IN_MEMORY", cls.pipelines_in_memory),
