@@ -18,6 +18,7 @@ from middleware.adapters.folder_models import FolderModelCatalog
 from middleware.adapters.fs_blobs import FolderBlobStore, load_or_create_secret
 from middleware.adapters.inprocess_notifier import InProcessNotifier
 from middleware.adapters.local_compute import LocalCompute
+from middleware.adapters.local_endpoints import LocalEndpointAdmin
 from middleware.adapters.sqlite_db import SqliteDatabase
 from middleware.adapters.sqlite_jobs import SqliteJobStore
 from middleware.adapters.sqlite_users import SqliteUserStore
@@ -26,8 +27,10 @@ from middleware.services.auth import AuthService, ensure_admin
 from middleware.services.blobs import BlobAccess
 from middleware.services.bundle import Services
 from middleware.services.catalog import CatalogService
+from middleware.services.endpoints import EndpointService
 from middleware.services.inferences import InferenceService
 from middleware.services.job_events import JobEventHandler
+from middleware.services.progress_relay import ProgressRelay
 from middleware.services.recovery import RecoveryReport, recover_jobs
 from middleware.services.sweeper import JobSweeper
 from middleware.settings import Settings
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from middleware.adapters.dynamodb_jobs import DynamoDbJobStore
     from middleware.adapters.dynamodb_users import DynamoDbUserStore
     from middleware.adapters.s3_blobs import S3BlobStore
+    from middleware.adapters.sagemaker_compute import EndpointDirectory, SageMakerCompute
 
 log = logging.getLogger("middleware")
 
@@ -152,6 +156,7 @@ def build_local(settings: Settings) -> LocalRuntime:
         catalog=CatalogService(catalog, compute),
         blobs=BlobAccess(blobs, settings.signed_url_ttl_s),
         mode="local",
+        endpoints=EndpointService(LocalEndpointAdmin(compute)),
     )
     sweeper = JobSweeper(
         jobs,
@@ -229,6 +234,192 @@ def build_aws_storage(settings: Settings, session: Any) -> AwsStorage:
             part_size=settings.multipart_part_bytes,
         ),
     )
+
+
+# A long-poll through API Gateway must answer within its 29 s limit.
+AWS_MAX_WAIT_S = 25.0
+
+
+@dataclass
+class AwsRuntime:
+    """Everything AWS mode runs in one Lambda process: the app, the completion path
+    (``services.events``) and the sweeper, for the entry points."""
+
+    settings: Settings
+    app: FastAPI
+    services: Services
+    storage: AwsStorage
+    compute: SageMakerCompute
+    sweeper: JobSweeper
+    relay: ProgressRelay
+    admin_created: bool = False
+
+
+def build_aws(
+    settings: Settings,
+    session: Any,
+    *,
+    directory: EndpointDirectory | None = None,
+    provision: bool = True,
+) -> AwsRuntime:
+    """AWS mode wired on clients made from ``session``: DynamoDB and S3 stores, SageMaker
+    compute on the endpoints ``directory`` names (default: the SDCLOUD_SAGEMAKER_ENDPOINTS
+    setting), the polling notifier and the same services and app as local mode. With
+    ``provision``, the first start of an installation creates the admin (``provision_aws_admin``)."""
+    from botocore.config import Config
+
+    from middleware.adapters.bucket_models import BucketModelCatalog
+    from middleware.adapters.polling_notifier import PollingNotifier
+    from middleware.adapters.sagemaker_compute import SageMakerCompute, StaticEndpointDirectory
+    from middleware.adapters.sagemaker_endpoints import (
+        SageMakerEndpointDirectory,
+        build_sagemaker_endpoint_admin,
+    )
+
+    # Parsed first: a bad endpoint setting is reported before any client is made.
+    endpoint_admin = build_sagemaker_endpoint_admin(settings, session)
+    if directory is None:
+        # The endpoints named in settings first, then those created through the API (tagged).
+        static = StaticEndpointDirectory(settings.sagemaker_targets) if settings.sagemaker_endpoints.strip() else None
+        directory = SageMakerEndpointDirectory(endpoint_admin, fallback=static)
+    storage = build_aws_storage(settings, session)
+    jobs, users, blobs = storage.jobs, storage.users, storage.blobs
+    # Standard mode retries throttling and transient errors with backoff (botocore's docs).
+    retries = {"mode": "standard", "max_attempts": 4}
+    runtime_client = session.client(
+        "sagemaker-runtime",
+        region_name=settings.aws_region,
+        endpoint_url=settings.sagemaker_runtime_endpoint_url or settings.aws_endpoint_url,
+        # A real-time invocation may take SageMaker's full 60 s.
+        config=Config(retries=retries, read_timeout=70),
+    )
+    sagemaker_client = session.client(
+        "sagemaker",
+        region_name=settings.aws_region,
+        endpoint_url=settings.sagemaker_endpoint_url or settings.aws_endpoint_url,
+        config=Config(retries=retries),
+    )
+    relay_box: list[ProgressRelay] = []  # the relay needs the events, which need the notifier
+    notifier = PollingNotifier(jobs, lambda job: relay_box[0].relay(job), max_wait_s=AWS_MAX_WAIT_S)
+    events = JobEventHandler(jobs, blobs, notifier, heartbeat_interval_s=settings.heartbeat_interval_s)
+    relay = ProgressRelay(jobs, blobs, events)
+    relay_box.append(relay)
+    compute = SageMakerCompute(
+        runtime_client,
+        sagemaker_client,
+        blobs,
+        settings.blob_bucket,
+        directory,
+        events,
+        invocation_timeout_s=settings.invocation_timeout_s,
+        request_ttl_s=settings.request_ttl_s,
+    )
+    catalog = BucketModelCatalog(blobs, settings.blob_bucket)
+    services = Services(
+        auth=AuthService(users, users),
+        inferences=InferenceService(
+            jobs,
+            blobs,
+            catalog,
+            compute,
+            notifier,
+            events,
+            # Asked at each submit: a dynamic directory knows endpoints created after this start.
+            endpoint_names=directory.names,
+            relay=relay,
+            max_wait_s=AWS_MAX_WAIT_S,
+        ),
+        events=events,
+        catalog=CatalogService(catalog, compute),
+        blobs=BlobAccess(blobs, settings.signed_url_ttl_s),
+        mode="aws",
+        endpoints=EndpointService(
+            endpoint_admin,
+            default_image=settings.sagemaker_image_uri,
+            configured=compute.endpoints,
+        ),
+    )
+    sweeper = JobSweeper(
+        jobs,
+        events,
+        compute,
+        silence_s=settings.worker_silence_s,
+        cancel_timeout_s=settings.cancel_timeout_s,
+        relay=relay,
+    )
+    app = create_app(
+        services, public_base_url=settings.public_base_url, max_body_bytes=settings.max_body_bytes
+    )
+    admin_created = provision_aws_admin(settings, session, users) if provision else False
+    return AwsRuntime(
+        settings=settings,
+        app=app,
+        services=services,
+        storage=storage,
+        compute=compute,
+        sweeper=sweeper,
+        relay=relay,
+        admin_created=admin_created,
+    )
+
+
+def provision_aws_admin(settings: Settings, session: Any, users: DynamoDbUserStore) -> bool:
+    """On an installation's first start, create the admin and put its key into the Secrets
+    Manager secret ``admin_key_secret_arn``. Only the start that wins the conditional create of
+    the admin user writes the secret; concurrent cold starts see the user and do nothing. True
+    when this start created the admin. The key is never logged."""
+    if not settings.admin_key_secret_arn:
+        log.warning("SDCLOUD_ADMIN_KEY_SECRET_ARN is not set: the first admin is not created (its key would be lost)")
+        return False
+    from botocore.config import Config
+
+    try:
+        created = ensure_admin(users, users, settings.admin_user)
+    except ValueError:
+        return False  # another instance created the admin first
+    if created is None:
+        return False
+    secrets = session.client(
+        "secretsmanager",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=Config(retries={"mode": "standard", "max_attempts": 4}),
+    )
+    try:
+        secrets.put_secret_value(SecretId=settings.admin_key_secret_arn, SecretString=created.api_key)
+    except Exception as exc:  # noqa: BLE001 - reported without the key, and the start fails
+        response = getattr(exc, "response", None)
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        raise RuntimeError(
+            f"the admin user {settings.admin_user!r} was created but its key could not be stored in "
+            f"{settings.admin_key_secret_arn} ({code or type(exc).__name__}); check the role's "
+            "secretsmanager:PutSecretValue permission, then create a new key for the admin"
+        ) from None
+    log.info("created the admin user %r; its API key is in %s", settings.admin_user, settings.admin_key_secret_arn)
+    return True
+
+
+_AWS_RUNTIME: AwsRuntime | None = None
+_AWS_LOCK = threading.Lock()
+
+
+def aws_runtime() -> AwsRuntime:
+    """The process's AWS runtime, built once from the environment (``Settings()``, the Lambda
+    role's ``boto3.Session()``), for the Lambda entry points."""
+    global _AWS_RUNTIME
+    with _AWS_LOCK:
+        if _AWS_RUNTIME is None:
+            import boto3
+            from pydantic import ValidationError
+
+            from middleware.settings import describe_settings_error
+
+            try:
+                settings = Settings()
+            except ValidationError as exc:
+                raise RuntimeError(f"SD Cloud cannot start: {describe_settings_error(exc)}") from None
+            _AWS_RUNTIME = build_aws(settings, boto3.Session())
+        return _AWS_RUNTIME
 
 
 def provision_admin(runtime: LocalRuntime) -> Path | None:

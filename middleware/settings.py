@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from middleware.adapters.sagemaker_compute import SageMakerTarget, parse_sagemaker_endpoints
 from middleware.domain.generation_rules import MAX_BODY_BYTES
 from middleware.endpoint_urls import ContainerEndpoint, parse_container_endpoints
 
@@ -67,6 +68,21 @@ class Settings(BaseSettings):
     cursor_secret: SecretStr | None = Field(
         None, min_length=32, description="signs list cursors (any 32+ characters); unsigned but validated without"
     )
+    sagemaker_endpoints: str = Field(
+        "", description="name=async:endpoint-name,name2=realtime:endpoint-name2; the first is the default"
+    )
+    invocation_timeout_s: int = Field(3600, ge=1, le=3600, description="SageMaker async InvocationTimeoutSeconds")
+    request_ttl_s: int = Field(21600, ge=60, le=21600, description="SageMaker async RequestTTLSeconds")
+    sagemaker_endpoint_url: str | None = Field(None, description="SageMaker endpoint (tests: moto)")
+    sagemaker_runtime_endpoint_url: str | None = Field(None, description="SageMaker runtime endpoint (tests)")
+    admin_key_secret_arn: str | None = Field(
+        None, description="Secrets Manager secret that receives the first admin's API key"
+    )
+    # Endpoints created through the API (POST /v1/endpoints): the stack's outputs.
+    sagemaker_role_arn: str | None = Field(None, description="execution role of the SageMaker models we create")
+    success_topic_arn: str | None = Field(None, description="SNS topic of async successes")
+    error_topic_arn: str | None = Field(None, description="SNS topic of async errors")
+    sagemaker_image_uri: str | None = Field(None, description="engine image used when a create names none")
 
     admin_user: str = "admin"
     log_level: str = "info"
@@ -76,6 +92,12 @@ class Settings(BaseSettings):
     def _container_url_parses(self) -> Settings:
         # After the fields: a single URL takes its name from endpoint_name.
         parse_container_endpoints(self.container_url, self.endpoint_name)
+        return self
+
+    @model_validator(mode="after")
+    def _sagemaker_endpoints_parse(self) -> Settings:
+        if self.sagemaker_endpoints.strip():
+            parse_sagemaker_endpoints(self.sagemaker_endpoints)
         return self
 
     @model_validator(mode="after")
@@ -90,6 +112,11 @@ class Settings(BaseSettings):
     def container_endpoints(self) -> tuple[ContainerEndpoint, ...]:
         """The configured inference containers, in order; the first is the default endpoint."""
         return parse_container_endpoints(self.container_url, self.endpoint_name)
+
+    @property
+    def sagemaker_targets(self) -> tuple[tuple[str, SageMakerTarget], ...]:
+        """The configured SageMaker endpoints by name, in order; the first is the default."""
+        return parse_sagemaker_endpoints(self.sagemaker_endpoints)
 
     @property
     def resolved_models_dir(self) -> Path:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from middleware.domain.instance_types import INSTANCE_TYPES
+
 
 class ProblemFieldError(BaseModel):
     field: str
@@ -105,9 +107,46 @@ class JobList(BaseModel):
 
 class EndpointView(BaseModel):
     name: str
-    kind: str
-    status: str
+    kind: str = Field(description="async, realtime, or local (a configured container)")
+    status: str = Field(description="SageMaker's EndpointStatus (InService, Creating, Failed, ...), or Stopped")
     detail: str
+    # Null where the deployment does not manage the endpoint (local containers).
+    instance_type: str | None = None
+    image: str | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+    current_instances: int | None = None
+    desired_instances: int | None = None
+    backlog: float | None = Field(None, description="jobs waiting (CloudWatch ApproximateBacklogSize), best effort")
+    failure_reason: str | None = None
+    scaling: Literal["applied", "pending", "none"] | None = Field(
+        None, description="pending: applied once SageMaker reports the endpoint InService"
+    )
+
+
+class CreateEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1, max_length=63, description="letters, digits and hyphens (SageMaker's endpoint name rule)"
+    )
+    instance_type: str = Field(
+        description="a GPU instance type, e.g. ml.g5.xlarge",
+        json_schema_extra={"enum": [t.name for t in INSTANCE_TYPES]},
+    )
+    kind: Literal["async", "realtime"] = Field("async", description="async may scale to zero; realtime keeps >= 1")
+    min_instances: int | None = Field(None, ge=0, le=20, description="default 0 (async) or 1 (realtime)")
+    max_instances: int = Field(1, ge=1, le=20)
+    image: str | None = Field(
+        None, description="<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>; default: the stack's engine image"
+    )
+
+
+class ScaleEndpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_instances: int = Field(ge=0, le=20, description="0 only for async endpoints")
+    max_instances: int = Field(ge=1, le=20)
 
 
 class EndpointList(BaseModel):

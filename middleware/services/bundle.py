@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from middleware.services.auth import AuthService
 from middleware.services.blobs import BlobAccess
 from middleware.services.catalog import CatalogService
+from middleware.services.endpoints import EndpointService
 from middleware.services.inferences import InferenceService
 from middleware.services.job_events import JobEventHandler
 
@@ -19,3 +20,5 @@ class Services:
     catalog: CatalogService
     blobs: BlobAccess
     mode: str = "local"
+    # None: the deployment lists its endpoints through ``catalog`` only (no admin operations).
+    endpoints: EndpointService | None = None

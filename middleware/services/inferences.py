@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from middleware.domain import job as jobs
@@ -17,6 +17,7 @@ from middleware.ports import BlobStore, ChangeNotifier, Compute, JobStore, Model
 from middleware.services.checkpoints import resolve_checkpoint
 from middleware.services.ids import new_job_id, now_us
 from middleware.services.job_events import JobEventHandler
+from middleware.services.progress_relay import NoProgressRelay, Relay
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,16 @@ class InferenceService:
         notifier: ChangeNotifier,
         events: JobEventHandler,
         *,
-        endpoint_names: tuple[str, ...] = ("local",),
+        endpoint_names: tuple[str, ...] | Callable[[], Sequence[str]] = ("local",),
         clock_us: Callable[[], int] = now_us,
+        relay: Relay | None = None,
+        max_wait_s: float | None = None,
     ) -> None:
-        if not endpoint_names:
+        """``relay`` reads progress that no worker of ours reports (AWS); ``max_wait_s`` caps a
+        long-poll below what the gateway in front allows (API Gateway ends requests at 29 s).
+        ``endpoint_names`` may be a function of the current names (endpoints created through the
+        API), asked at each submit; the first name is the default."""
+        if not callable(endpoint_names) and not endpoint_names:
             raise ValueError("at least one endpoint name is needed")
         self._store = store
         self._blobs = blobs
@@ -54,8 +61,13 @@ class InferenceService:
         self._compute = compute
         self._notifier = notifier
         self._events = events
-        self._endpoints = tuple(endpoint_names)
+        fixed = () if callable(endpoint_names) else tuple(endpoint_names)
+        self._endpoint_names: Callable[[], Sequence[str]] = (
+            endpoint_names if callable(endpoint_names) else lambda: fixed
+        )
         self._clock = clock_us
+        self._relay = relay or NoProgressRelay()
+        self._max_wait = max_wait_s
 
     # -- submit ------------------------------------------------------------------------------------
 
@@ -79,13 +91,16 @@ class InferenceService:
                     f"must name a checkpoint from GET /v1/models (or set {OVERRIDE_FIELD}, as A1111 does)",
                 )
             )
-        if endpoint is None:
-            endpoint = self._endpoints[0]
-        elif endpoint not in self._endpoints:
+        available = tuple(self._endpoint_names())
+        if not available:
             errors.append(
-                FieldError(
-                    "endpoint", f"unknown endpoint {endpoint!r}; available: {', '.join(self._endpoints)}"
-                )
+                FieldError("endpoint", "no endpoint exists yet; an admin creates one with POST /v1/endpoints")
+            )
+        elif endpoint is None:
+            endpoint = available[0]
+        elif endpoint not in available:
+            errors.append(
+                FieldError("endpoint", f"unknown endpoint {endpoint!r}; available: {', '.join(available)}")
             )
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             errors.append(
@@ -151,7 +166,10 @@ class InferenceService:
 
     def get(self, user: User, job_id: str) -> Job:
         """The job, with the result details its record had no room for read from result.json."""
-        return self._events.result_detail(self._own(user, job_id))
+        job = self._own(user, job_id)
+        if not job.is_terminal:
+            job = self._relay.relay(job)
+        return self._events.result_detail(job)
 
     def _own(self, user: User, job_id: str) -> Job:
         job = self._store.get(job_id)
@@ -173,6 +191,8 @@ class InferenceService:
     ) -> Job:
         """The job as soon as its version differs from ``known_version`` or it is terminal, else
         after ``timeout`` seconds. Woken by the notifier, not by polling the store."""
+        if self._max_wait is not None:
+            timeout = min(timeout, self._max_wait)
         with self._notifier.subscribe(job_id) as subscription:
             job = self._own(user, job_id)
             if known_version is None:

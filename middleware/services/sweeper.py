@@ -10,6 +10,7 @@ from middleware.domain.job import Job
 from middleware.ports import Compute, JobStore
 from middleware.services.ids import now_us
 from middleware.services.job_events import JobEventHandler
+from middleware.services.progress_relay import NoProgressRelay, Relay
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,11 @@ class JobSweeper:
         silence_s: float,
         cancel_timeout_s: float = 60.0,
         clock_us: Callable[[], int] = now_us,
+        relay: Relay | None = None,
     ) -> None:
         self._store = store
+        # Where no worker of ours relays progress (AWS), the sweeper reads it before judging a job.
+        self._relay = relay or NoProgressRelay()
         self._events = events
         self._compute = compute
         self.silence_s = silence_s
@@ -38,18 +42,29 @@ class JobSweeper:
         """End running jobs whose cancel went unanswered for ``cancel_timeout_s`` (cancelled) and
         jobs with no progress or heartbeat for ``silence_s`` (failed); return their ids."""
         now = self._clock()
+        self._relay.relay_queued(_PAGE)
         ended = self._sweep(
             lambda: self._store.find_cancels_unanswered(now - int(self.cancel_timeout_s * 1_000_000), _PAGE),
             "cancel_unanswered",
             f"the container did not answer the cancel within {self.cancel_timeout_s:g} s; "
             "the images sampled so far could not be fetched",
         )
+        silent_before = now - int(self.silence_s * 1_000_000)
         ended += self._sweep(
-            lambda: self._store.find_stale_running(now - int(self.silence_s * 1_000_000), _PAGE),
+            lambda: self._still_silent(self._store.find_stale_running(silent_before, _PAGE), silent_before),
             "worker_silent",
             f"worker went silent for {self.silence_s:g} s",
         )
         return ended
+
+    def _still_silent(self, found: list[Job], silent_before: int) -> list[Job]:
+        """The jobs that stay silent once what their containers published is relayed."""
+        silent = []
+        for job in found:
+            fresh = self._relay.relay(job)
+            if not fresh.is_terminal and fresh.heartbeat_at < silent_before:
+                silent.append(fresh)
+        return silent
 
     def _sweep(self, find: Callable[[], list[Job]], code: str, reason: str) -> list[str]:
         ended: list[str] = []

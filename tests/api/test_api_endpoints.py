@@ -40,6 +40,19 @@ class TwoGpus:
         raise AssertionError(f"job {job_id} did not finish: {view}")
 
 
+MANAGED_FIELDS = (
+    "instance_type",
+    "image",
+    "min_instances",
+    "max_instances",
+    "current_instances",
+    "desired_instances",
+    "backlog",
+    "failure_reason",
+    "scaling",
+)
+
+
 def two_gpu_setting(gpu0: FakeContainer, gpu1: FakeContainer) -> str:
     return f"gpu0={gpu0.url},gpu1={gpu1.url}"
 
@@ -107,7 +120,11 @@ def test_unknown_endpoint_is_400_naming_the_field_and_the_configured_names(two):
 def test_endpoints_lists_both_with_their_state(two):
     listing = two.client.get("/v1/endpoints", headers=two.headers)
     assert listing.status_code == 200
-    assert listing.json() == {
+    # The original four fields, unchanged; the fields of managed endpoints are null here.
+    items = listing.json()["items"]
+    assert all(set(item) == {"name", "kind", "status", "detail", *MANAGED_FIELDS} for item in items)
+    assert all(item[field] is None for item in items for field in MANAGED_FIELDS)
+    assert {"items": [{k: item[k] for k in ("name", "kind", "status", "detail")} for item in items]} == {
         "items": [
             {
                 "name": "gpu0",
@@ -162,3 +179,79 @@ def test_restart_resubmits_queued_jobs_to_their_own_endpoint(tmp_path, gpus):
     assert [d["id"] for d in gpu1.invocations] == [on_gpu1["id"]] and gpu0.invocations == []
     assert orphan["status"] == "failed" and orphan["error"]["code"] == "endpoint_not_configured"
     assert "endpoint 'gpu0' is no longer configured (configured: box, gpu1)" in orphan["error"]["message"]
+
+
+# --- endpoint administration in local mode: reads work, changes are refused with the reason ------
+
+SPEC = {"name": "gpu2", "instance_type": "ml.g5.xlarge", "kind": "async", "min_instances": 0, "max_instances": 2,
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sdcloud-engine:1.0"}
+
+
+def artist_headers(runtime: LocalRuntime) -> dict[str, str]:
+    runtime.users.create_user("ann", "artist")
+    _info, key = runtime.users.create_key("ann")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_describe_a_configured_endpoint_and_404_for_an_unknown_one(two):
+    one = two.client.get("/v1/endpoints/gpu1", headers=two.headers)
+    assert one.status_code == 200
+    assert (one.json()["name"], one.json()["kind"], one.json()["status"]) == ("gpu1", "local", "InService")
+    missing = two.client.get("/v1/endpoints/gpu9", headers=two.headers)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    assert "gpu9" in missing.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/endpoints", SPEC),
+        ("POST", "/v1/endpoints/gpu1/scale", {"min_instances": 1, "max_instances": 2}),
+        ("POST", "/v1/endpoints/gpu1/stop", None),
+        ("DELETE", "/v1/endpoints/gpu1", None),
+    ],
+)
+def test_local_mode_refuses_changes_with_the_setting_to_edit(two, method, path, body):
+    resp = two.client.request(method, path, json=body, headers=two.headers)
+    assert resp.status_code == 409, resp.text
+    problem = resp.json()
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert problem["code"] == "endpoints_not_managed"
+    assert "SDCLOUD_CONTAINER_URL (gpu0, gpu1)" in problem["detail"] and "restart" in problem["detail"]
+    # Nothing changed.
+    names = [e["name"] for e in two.client.get("/v1/endpoints", headers=two.headers).json()["items"]]
+    assert names == ["gpu0", "gpu1"]
+
+
+def test_local_refusal_comes_before_field_errors(two):
+    resp = two.client.post("/v1/endpoints", json={**SPEC, "image": None}, headers=two.headers)
+    assert resp.status_code == 409 and resp.json()["code"] == "endpoints_not_managed"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/endpoints", SPEC),
+        ("POST", "/v1/endpoints/gpu1/scale", {"min_instances": 1, "max_instances": 2}),
+        ("POST", "/v1/endpoints/gpu1/stop", None),
+        ("DELETE", "/v1/endpoints/gpu1", None),
+    ],
+)
+def test_changes_are_for_admins_only(two, method, path, body):
+    artist = artist_headers(two.runtime)
+    resp = two.client.request(method, path, json=body, headers=artist)
+    assert resp.status_code == 403, resp.text
+    assert resp.json()["code"] == "forbidden" and "only an admin" in resp.json()["detail"]
+    anonymous = two.client.request(method, path, json=body)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    # Artists still read.
+    assert two.client.get("/v1/endpoints", headers=artist).status_code == 200
+    assert two.client.get("/v1/endpoints/gpu0", headers=artist).status_code == 200
+
+
+def test_a_bad_create_body_names_the_field(two):
+    resp = two.client.post("/v1/endpoints", json={**SPEC, "max_instances": 0, "colour": "red"}, headers=two.headers)
+    assert resp.status_code == 400
+    fields = {e["field"] for e in resp.json()["errors"]}
+    assert fields == {"max_instances", "colour"}

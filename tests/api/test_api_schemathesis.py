@@ -36,6 +36,11 @@ OPERATIONS = [
     "skip_inference",
     "get_contract",
     "list_endpoints",
+    "create_endpoint",
+    "get_endpoint",
+    "scale_endpoint",
+    "stop_endpoint",
+    "delete_endpoint",
     "list_models",
     "get_blob",
 ]
@@ -66,6 +71,8 @@ WITH_INPUTS = [
     "list_inferences",
     "cancel_inference",
     "skip_inference",
+    "create_endpoint",
+    "scale_endpoint",
     "list_models",
     "get_blob",
 ]

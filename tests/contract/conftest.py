@@ -99,3 +99,34 @@ def blob_store(request, tmp_path):
         yield S3BlobStore(client, make_bucket(client), multipart_threshold=MIN_PART_BYTES, part_size=MIN_PART_BYTES)
     else:
         yield MemoryBlobStore(b"s" * 32)
+
+
+# --- SageMaker endpoint administration (tests/contract/test_sagemaker_endpoints*.py) ----------
+
+
+@pytest.fixture(scope="session")
+def endpoint_clients(moto_url):
+    import boto3
+
+    session = boto3.Session(**moto.CREDENTIALS)
+    return {
+        name: session.client(name, endpoint_url=moto_url)
+        for name in ("sagemaker", "application-autoscaling", "cloudwatch", "sns", "s3")
+    }
+
+
+@pytest.fixture
+def endpoint_admin(endpoint_clients):
+    """A SageMakerEndpointAdmin on moto, with real SNS topics and a fresh bucket."""
+    from middleware.adapters.sagemaker_endpoints import SageMakerEndpointAdmin
+
+    sns = endpoint_clients["sns"]
+    return SageMakerEndpointAdmin(
+        endpoint_clients["sagemaker"],
+        endpoint_clients["application-autoscaling"],
+        endpoint_clients["cloudwatch"],
+        bucket=make_bucket(endpoint_clients["s3"]),
+        role_arn="arn:aws:iam::123456789012:role/sdcloud-sagemaker",
+        success_topic_arn=sns.create_topic(Name=f"ok-{uuid.uuid4().hex[:8]}")["TopicArn"],
+        error_topic_arn=sns.create_topic(Name=f"err-{uuid.uuid4().hex[:8]}")["TopicArn"],
+    )

@@ -109,7 +109,8 @@ async def get_inference(
     if wait > 0:
         job = await inferences.wait_for_change(user, job_id, version, wait)
     else:
-        job = inferences.get(user, job_id)
+        # Off the event loop: in AWS mode a read also relays the container's progress (S3, DynamoDB).
+        job = await run_in_threadpool(inferences.get, user, job_id)
     return JSONResponse(job_view(job, url_builder(request)))
 
 
