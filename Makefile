@@ -4,19 +4,31 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VENV_EXT := .venv-a1111
 VENV_FORGE := .venv-forge
+VENV_IAC := .venv-iac
+VENV_CHECKOV := .venv-checkov
+# AWS mode (make deploy / destroy / image): stack name, region (default: your AWS config's),
+# template parameters as Name=value words, PURGE=1 to delete the data on destroy.
+STACK ?= sdcloud
+REGION ?=
+PARAMS ?=
+PURGE ?=
+AWS_FLAGS = --stack-name "$(STACK)" $(if $(REGION),--region "$(REGION)")
 DATA ?= $(CURDIR)/.data
 CHECKPOINT ?=
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test test-fast test-backend test-extension test-gpu lint bench envs chromium clean contract
+.PHONY: demo test test-fast test-backend test-extension test-gpu lint bench envs chromium clean contract \
+	iac-envs test-iac deploy destroy image
 
 ## demo: build what it needs, then run the local stack (container + middleware + UI) on loopback
 demo: $(VENV)/.stamp $(VENV_EXT)/.stamp
 	$(VENV)/bin/python tools/demo.py --data-dir "$(DATA)" $(if $(CHECKPOINT),--checkpoint "$(CHECKPOINT)")
 
 ## test: build what it needs, then run the whole suite: the backend env, then the extension side
-## under A1111's pins (browser tests included) and under Forge's (gradio 4.40; browser tests run once)
-test: envs chromium
+## under A1111's pins (browser tests included) and under Forge's (gradio 4.40; browser tests run once).
+## tests/iac (cfn-lint, checkov, sam validate --lint, sam build on middleware/template.yaml) runs in the
+## backend line with the IaC tool environments built first.
+test: envs iac-envs chromium
 	@status=0; \
 	$(VENV)/bin/ruff check . || status=1; \
 	$(VENV)/bin/pytest tests --ignore=tests/extension -m "not gpu" -q || status=1; \
@@ -37,6 +49,7 @@ test-gpu: envs
 bench: envs
 	$(VENV)/bin/python benchmarks/container_overhead.py
 	$(VENV)/bin/python benchmarks/middleware_path.py
+	$(VENV)/bin/python benchmarks/aws_path.py
 
 ## contract: regenerate the generation contract and its copies in every deployable (after changing
 ## inference_container/engine/policy.py, the sampler catalog or tools/contract/generation_contract.py)
@@ -76,5 +89,37 @@ chromium:
 	    || echo "chromium could not be installed: browser tests will skip"; \
 	  else echo "not root: install chromium yourself (apt-get install chromium) or browser tests skip"; fi; }
 
+## test-iac: only the template checks (cfn-lint, checkov, sam validate --lint, sam build) and its unit tests
+test-iac: $(VENV)/.stamp iac-envs
+	$(VENV)/bin/pytest tests/iac tests/unit/middleware/test_aws_template.py tests/unit/test_aws_deploy.py -q
+
+iac-envs: $(VENV_IAC)/.stamp $(VENV_CHECKOV)/.stamp
+
+# SAM CLI + cfn-lint in one environment; checkov in its own (it pins boto3 1.35, SAM CLI pins 1.43).
+$(VENV_IAC)/.stamp: requirements/iac.txt requirements/iac.lock
+	test -x $(VENV_IAC)/bin/python || $(PYTHON) -m venv $(VENV_IAC)
+	$(VENV_IAC)/bin/pip install $(PIP_FLAGS) -r requirements/iac.txt -c requirements/iac.lock
+	touch $@
+
+$(VENV_CHECKOV)/.stamp: requirements/iac-checkov.txt requirements/iac-checkov.lock
+	test -x $(VENV_CHECKOV)/bin/python || $(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/pip install $(PIP_FLAGS) -r requirements/iac-checkov.txt -c requirements/iac-checkov.lock
+	touch $@
+
+## deploy: build the Lambda code and create or upgrade the AWS stack in place (data kept), showing its
+## events; prints the API URL and where the admin key is. make deploy [STACK=sdcloud] [REGION=eu-west-1]
+## [PARAMS="EnableTracing=true LogRetentionDays=90"]
+deploy: $(VENV_IAC)/.stamp
+	$(VENV_IAC)/bin/python tools/aws_deploy.py deploy $(AWS_FLAGS) $(foreach p,$(PARAMS),--parameter "$(p)")
+
+## destroy: delete the stack; tables, bucket and admin key secret are kept unless PURGE=1 (asks you to
+## type the stack name)
+destroy: $(VENV_IAC)/.stamp
+	$(VENV_IAC)/bin/python tools/aws_deploy.py destroy $(AWS_FLAGS) $(if $(PURGE),--purge)
+
+## image: docker build inference_container/Dockerfile and push it to ECR (needs a running Docker engine)
+image: $(VENV_IAC)/.stamp
+	$(VENV_IAC)/bin/python tools/aws_deploy.py image $(if $(REGION),--region "$(REGION)") $(if $(TAG),--tag "$(TAG)")
+
 clean:
-	rm -rf $(VENV) $(VENV_EXT) $(VENV_FORGE) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_EXT) $(VENV_FORGE) $(VENV_IAC) $(VENV_CHECKOV) build .pytest_cache .ruff_cache

@@ -23,6 +23,7 @@ from middleware.adapters.sqlite_db import SqliteDatabase
 from middleware.adapters.sqlite_jobs import SqliteJobStore
 from middleware.adapters.sqlite_users import SqliteUserStore
 from middleware.api.app import create_app
+from middleware.services.async_completion import AsyncCompletion
 from middleware.services.auth import AuthService, ensure_admin
 from middleware.services.blobs import BlobAccess
 from middleware.services.bundle import Services
@@ -36,6 +37,7 @@ from middleware.services.sweeper import JobSweeper
 from middleware.settings import Settings
 
 if TYPE_CHECKING:
+    from middleware.adapters.aws_clients import AwsClients
     from middleware.adapters.dynamodb_jobs import DynamoDbJobStore
     from middleware.adapters.dynamodb_users import DynamoDbUserStore
     from middleware.adapters.s3_blobs import S3BlobStore
@@ -190,35 +192,17 @@ class AwsStorage:
     blobs: S3BlobStore
 
 
-def build_aws_storage(settings: Settings, session: Any) -> AwsStorage:
+def build_aws_storage(settings: Settings, session: Any, clients: AwsClients | None = None) -> AwsStorage:
     """The DynamoDB and S3 adapters, on clients made from ``session`` (a ``boto3.Session``: the
-    Lambda role's in AWS, moto-bound credentials in tests)."""
+    Lambda role's in AWS, moto-bound credentials in tests), or on ``clients`` when given."""
     # Imported here: local mode never loads botocore.
-    from botocore.config import Config
-
+    from middleware.adapters.aws_clients import AwsClients
     from middleware.adapters.dynamodb_jobs import DynamoDbJobStore
     from middleware.adapters.dynamodb_users import DynamoDbUserStore
     from middleware.adapters.s3_blobs import S3BlobStore
 
-    retries = {"mode": "standard", "max_attempts": 4}
-    dynamodb = session.client(
-        "dynamodb",
-        region_name=settings.aws_region,
-        endpoint_url=settings.dynamodb_endpoint_url or settings.aws_endpoint_url,
-        config=Config(retries=retries),
-    )
-    s3_endpoint = settings.s3_endpoint_url or settings.aws_endpoint_url
-    s3 = session.client(
-        "s3",
-        region_name=settings.aws_region,
-        endpoint_url=s3_endpoint,
-        # SigV4 for presigned URLs; path style only for a stand-in endpoint (no bucket DNS there).
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path" if s3_endpoint else "virtual"},
-            retries=retries,
-        ),
-    )
+    clients = clients or AwsClients(settings, session)
+    dynamodb, s3 = clients.dynamodb, clients.s3
     users = DynamoDbUserStore(dynamodb, settings.users_table, settings.api_keys_table)
     return AwsStorage(
         jobs=DynamoDbJobStore(
@@ -252,6 +236,7 @@ class AwsRuntime:
     compute: SageMakerCompute
     sweeper: JobSweeper
     relay: ProgressRelay
+    completion: AsyncCompletion
     admin_created: bool = False
 
 
@@ -266,8 +251,7 @@ def build_aws(
     compute on the endpoints ``directory`` names (default: the SDCLOUD_SAGEMAKER_ENDPOINTS
     setting), the polling notifier and the same services and app as local mode. With
     ``provision``, the first start of an installation creates the admin (``provision_aws_admin``)."""
-    from botocore.config import Config
-
+    from middleware.adapters.aws_clients import AwsClients
     from middleware.adapters.bucket_models import BucketModelCatalog
     from middleware.adapters.polling_notifier import PollingNotifier
     from middleware.adapters.sagemaker_compute import SageMakerCompute, StaticEndpointDirectory
@@ -276,37 +260,23 @@ def build_aws(
         build_sagemaker_endpoint_admin,
     )
 
-    # Parsed first: a bad endpoint setting is reported before any client is made.
-    endpoint_admin = build_sagemaker_endpoint_admin(settings, session)
+    clients = AwsClients(settings, session)
+    # Parsed first: a bad endpoint setting is reported before any client is used.
+    endpoint_admin = build_sagemaker_endpoint_admin(settings, clients)
     if directory is None:
         # The endpoints named in settings first, then those created through the API (tagged).
         static = StaticEndpointDirectory(settings.sagemaker_targets) if settings.sagemaker_endpoints.strip() else None
         directory = SageMakerEndpointDirectory(endpoint_admin, fallback=static)
-    storage = build_aws_storage(settings, session)
+    storage = build_aws_storage(settings, session, clients)
     jobs, users, blobs = storage.jobs, storage.users, storage.blobs
-    # Standard mode retries throttling and transient errors with backoff (botocore's docs).
-    retries = {"mode": "standard", "max_attempts": 4}
-    runtime_client = session.client(
-        "sagemaker-runtime",
-        region_name=settings.aws_region,
-        endpoint_url=settings.sagemaker_runtime_endpoint_url or settings.aws_endpoint_url,
-        # A real-time invocation may take SageMaker's full 60 s.
-        config=Config(retries=retries, read_timeout=70),
-    )
-    sagemaker_client = session.client(
-        "sagemaker",
-        region_name=settings.aws_region,
-        endpoint_url=settings.sagemaker_endpoint_url or settings.aws_endpoint_url,
-        config=Config(retries=retries),
-    )
     relay_box: list[ProgressRelay] = []  # the relay needs the events, which need the notifier
     notifier = PollingNotifier(jobs, lambda job: relay_box[0].relay(job), max_wait_s=AWS_MAX_WAIT_S)
     events = JobEventHandler(jobs, blobs, notifier, heartbeat_interval_s=settings.heartbeat_interval_s)
     relay = ProgressRelay(jobs, blobs, events)
     relay_box.append(relay)
     compute = SageMakerCompute(
-        runtime_client,
-        sagemaker_client,
+        clients.sagemaker_runtime,
+        clients.sagemaker,
         blobs,
         settings.blob_bucket,
         directory,
@@ -350,7 +320,8 @@ def build_aws(
     app = create_app(
         services, public_base_url=settings.public_base_url, max_body_bytes=settings.max_body_bytes
     )
-    admin_created = provision_aws_admin(settings, session, users) if provision else False
+    completion = AsyncCompletion(events, blobs, settings.blob_bucket)
+    admin_created = provision_aws_admin(settings, clients, users) if provision else False
     return AwsRuntime(
         settings=settings,
         app=app,
@@ -359,11 +330,12 @@ def build_aws(
         compute=compute,
         sweeper=sweeper,
         relay=relay,
+        completion=completion,
         admin_created=admin_created,
     )
 
 
-def provision_aws_admin(settings: Settings, session: Any, users: DynamoDbUserStore) -> bool:
+def provision_aws_admin(settings: Settings, clients: AwsClients, users: DynamoDbUserStore) -> bool:
     """On an installation's first start, create the admin and put its key into the Secrets
     Manager secret ``admin_key_secret_arn``. Only the start that wins the conditional create of
     the admin user writes the secret; concurrent cold starts see the user and do nothing. True
@@ -371,22 +343,14 @@ def provision_aws_admin(settings: Settings, session: Any, users: DynamoDbUserSto
     if not settings.admin_key_secret_arn:
         log.warning("SDCLOUD_ADMIN_KEY_SECRET_ARN is not set: the first admin is not created (its key would be lost)")
         return False
-    from botocore.config import Config
-
     try:
         created = ensure_admin(users, users, settings.admin_user)
     except ValueError:
         return False  # another instance created the admin first
     if created is None:
         return False
-    secrets = session.client(
-        "secretsmanager",
-        region_name=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=Config(retries={"mode": "standard", "max_attempts": 4}),
-    )
     try:
-        secrets.put_secret_value(SecretId=settings.admin_key_secret_arn, SecretString=created.api_key)
+        clients.secretsmanager.put_secret_value(SecretId=settings.admin_key_secret_arn, SecretString=created.api_key)
     except Exception as exc:  # noqa: BLE001 - reported without the key, and the start fails
         response = getattr(exc, "response", None)
         code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
@@ -403,9 +367,10 @@ _AWS_RUNTIME: AwsRuntime | None = None
 _AWS_LOCK = threading.Lock()
 
 
-def aws_runtime() -> AwsRuntime:
+def aws_runtime(*, provision_admin: bool = True) -> AwsRuntime:
     """The process's AWS runtime, built once from the environment (``Settings()``, the Lambda
-    role's ``boto3.Session()``), for the Lambda entry points."""
+    role's ``boto3.Session()``), for the Lambda entry points. Only the API function provisions
+    the first admin (the event functions' roles need no write access to users or the secret)."""
     global _AWS_RUNTIME
     with _AWS_LOCK:
         if _AWS_RUNTIME is None:
@@ -418,7 +383,7 @@ def aws_runtime() -> AwsRuntime:
                 settings = Settings()
             except ValidationError as exc:
                 raise RuntimeError(f"SD Cloud cannot start: {describe_settings_error(exc)}") from None
-            _AWS_RUNTIME = build_aws(settings, boto3.Session())
+            _AWS_RUNTIME = build_aws(settings, boto3.Session(), provision=provision_admin)
         return _AWS_RUNTIME
 
 

@@ -657,24 +657,13 @@ class SageMakerEndpointDirectory:
         return SageMakerTarget(endpoint_name=name, kind=kind) if kind is not None else None
 
 
-def build_sagemaker_endpoint_admin(settings: Any, session: Any) -> SageMakerEndpointAdmin:
-    """The adapter on clients from ``session`` (a boto3.Session), configured from ``settings``."""
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 4})
-
-    def client(service: str, endpoint_url: str | None = None) -> Any:
-        return session.client(
-            service,
-            region_name=settings.aws_region,
-            endpoint_url=endpoint_url or settings.aws_endpoint_url,
-            config=config,
-        )
-
+def build_sagemaker_endpoint_admin(settings: Any, clients: Any) -> SageMakerEndpointAdmin:
+    """The adapter on ``clients`` (middleware.adapters.aws_clients.AwsClients: made on first use,
+    so a cold start that never administers endpoints never builds these), configured from ``settings``."""
     return SageMakerEndpointAdmin(
-        client("sagemaker", getattr(settings, "sagemaker_endpoint_url", None)),
-        client("application-autoscaling"),
-        client("cloudwatch"),
+        clients.sagemaker,
+        clients.autoscaling,
+        clients.cloudwatch,
         bucket=settings.blob_bucket,
         role_arn=settings.sagemaker_role_arn,
         success_topic_arn=settings.success_topic_arn,

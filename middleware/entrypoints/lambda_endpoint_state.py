@@ -3,4 +3,4 @@
 from middleware.bootstrap import aws_runtime
 from middleware.services.endpoints import endpoint_state_handler
 
-handler = endpoint_state_handler(aws_runtime)
+handler = endpoint_state_handler(lambda: aws_runtime(provision_admin=False))

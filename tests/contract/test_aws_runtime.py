@@ -67,6 +67,7 @@ def test_the_first_start_creates_the_admin_and_stores_its_key_in_the_secret(aws)
 
 
 def test_a_start_that_loses_the_admin_race_writes_no_secret(aws):
+    from middleware.adapters.aws_clients import AwsClients
     from middleware.bootstrap import provision_aws_admin
 
     settings = aws["settings"]
@@ -79,7 +80,7 @@ def test_a_start_that_loses_the_admin_race_writes_no_secret(aws):
 
     users = SawAnEmptyTable(aws["dynamo"], settings.users_table, settings.api_keys_table)
     users.create_user("admin", "admin")  # the winner's conditional create
-    assert provision_aws_admin(settings, aws["session"], users) is False
+    assert provision_aws_admin(settings, AwsClients(settings, aws["session"]), users) is False
     assert aws["secrets"].list_secret_version_ids(SecretId=aws["secret"])["Versions"] == []
 
 
