@@ -219,10 +219,41 @@ class SDCloudClient:
     def list_endpoints(self) -> list[Endpoint]:
         return Page.from_json(self._json("GET", "/v1/endpoints"), Endpoint.from_json).items
 
-    def list_models(self, type: str = "checkpoint") -> list[ModelInfo]:
-        return Page.from_json(
-            self._json("GET", "/v1/models", params={"type": type}), ModelInfo.from_json
-        ).items
+    def list_models(self, type: str | None = "checkpoint") -> list[ModelInfo]:
+        """The cloud's models of one type (checkpoint, lora, ...); every type with type=None."""
+        params = {"type": type} if type else None
+        return Page.from_json(self._json("GET", "/v1/models", params=params), ModelInfo.from_json).items
+
+    # ---- endpoint admin (admins only: others get Forbidden; local mode refuses with a reason) --
+
+    def describe_endpoint(self, name: str) -> Endpoint:
+        return Endpoint.from_json(self._json("GET", f"/v1/endpoints/{_segment(name, 'endpoint name')}"))
+
+    def create_endpoint(self, spec: dict[str, Any], idempotency_key: str | None = None) -> Endpoint:
+        """Deploy an endpoint from `spec` (name, instance_type, kind, min/max_instances, image).
+
+        Safe to retry: the server treats the name as the idempotency key (the same spec again
+        answers the existing endpoint); the Idempotency-Key header only lets our retry policy know."""
+        if not str(spec.get("name") or "").strip():
+            raise ValueError("an endpoint needs a name")
+        key = idempotency_key or uuid.uuid4().hex
+        return Endpoint.from_json(self._json("POST", "/v1/endpoints", body=dict(spec), idempotency_key=key))
+
+    def scale_endpoint(self, name: str, min_instances: int, max_instances: int) -> Endpoint:
+        body = {"min_instances": int(min_instances), "max_instances": int(max_instances)}
+        # setting absolute counts twice changes nothing, so a key makes the POST safe to retry
+        return Endpoint.from_json(self._json(
+            "POST", f"/v1/endpoints/{_segment(name, 'endpoint name')}/scale", body=body,
+            idempotency_key=uuid.uuid4().hex))
+
+    def stop_endpoint(self, name: str) -> Endpoint:
+        """No instances until scaled again (async: min = max = 0, jobs wait; real-time: the endpoint
+        goes, its model and config stay)."""
+        return Endpoint.from_json(self._json(
+            "POST", f"/v1/endpoints/{_segment(name, 'endpoint name')}/stop", idempotency_key=uuid.uuid4().hex))
+
+    def delete_endpoint(self, name: str) -> None:
+        self._json("DELETE", f"/v1/endpoints/{_segment(name, 'endpoint name')}")
 
     def request_json(
         self,
@@ -492,11 +523,11 @@ def raise_for_job(job: Job) -> Job:
     return job
 
 
-def _segment(value: str) -> str:
+def _segment(value: str, what: str = "job id") -> str:
     """A path segment from an id, refusing anything that would change the path."""
     text = str(value)
     if not text or "/" in text or "?" in text or "#" in text or text in (".", ".."):
-        raise ValueError(f"job id {text!r} is not a valid id")
+        raise ValueError(f"{what} {text!r} is not a valid id")
     return text
 
 

@@ -32,6 +32,10 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _opt_int(value: Any) -> int | None:
+    return None if value is None or isinstance(value, bool) else _int(value)
+
+
 def _float(value: Any, default: float = 0.0) -> float:
     try:
         return float(value)
@@ -236,6 +240,13 @@ class Endpoint:
     kind: str = ""
     status: str = ""
     detail: str = ""
+    # Filled by servers that manage endpoints (AWS mode); None where the server does not say.
+    instance_type: str = ""
+    current_instances: int | None = None
+    desired_instances: int | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+    failure_reason: str = ""
 
     @classmethod
     def from_json(cls, data: Any) -> Endpoint:
@@ -245,6 +256,12 @@ class Endpoint:
             kind=_str(d.get("kind")),
             status=_str(d.get("status")),
             detail=_str(d.get("detail")),
+            failure_reason=_str(d.get("failure_reason")),
+            instance_type=_str(d.get("instance_type")),
+            current_instances=_opt_int(d.get("current_instances")),
+            desired_instances=_opt_int(d.get("desired_instances")),
+            min_instances=_opt_int(d.get("min_instances")),
+            max_instances=_opt_int(d.get("max_instances")),
         )
 
     @property

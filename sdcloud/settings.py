@@ -61,6 +61,7 @@ class SettingsStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         stored = self._load()
+        self._saved_key = stored.api_key  # what the file holds: the UI says "saved" only for this
         if overrides is not None:
             stored = Settings(
                 api_url=overrides.api_url or stored.api_url,
@@ -84,16 +85,26 @@ class SettingsStore:
         with self._lock:
             return self._current
 
-    def save(self, api_url: str, api_key: str | None = None) -> Settings:
-        """Persist the URL and, when given (non-empty), a new key; an empty key keeps the saved one."""
+    @property
+    def key_is_saved(self) -> bool:
+        """Whether the settings file holds the key in use (not only a start-up override)."""
+        with self._lock:
+            return bool(self._saved_key) and self._saved_key == self._current.api_key
+
+    def save(self, api_url: str, api_key: str | None = None, clear_key: bool = False) -> Settings:
+        """Persist the URL and, when given (non-empty), a new key; an empty key keeps the saved one.
+
+        ``clear_key`` removes the key from the file and from memory (a start-up key included)."""
         url = (api_url or "").strip().rstrip("/")
         key = (api_key or "").strip()
         with self._lock:
-            updated = replace(self._current, api_url=url, api_key=key or self._current.api_key)
+            new_key = "" if clear_key else (key or self._current.api_key)
+            updated = replace(self._current, api_url=url, api_key=new_key)
             _write_private(
                 self.path, json.dumps({"api_url": updated.api_url, "api_key": updated.api_key}, indent=2)
             )
             self._current = updated
+            self._saved_key = updated.api_key
         return updated
 
 

@@ -11,6 +11,10 @@ next a one-shot no-op (A1111: ``sd_models.reload_model_weights``; Forge:
 when the job fails; a takeover left behind by an error before it ran is undone at the next
 ``before_process``. ``before_process`` itself never raises (the WebUI would only log it): every
 refusal is raised from the cloud path, inside ``process_images``, where the WebUI shows it.
+
+The top-level "Cloud" tab (``on_ui_tabs``) mounts the shared page builders (sdcloud.ui.cloud_tab);
+its connection is the one set here in Settings → SD Cloud, and its "Send to txt2img" is the
+WebUI's own paste mechanism.
 """
 
 from __future__ import annotations
@@ -104,8 +108,62 @@ def get_client() -> SDCloudClient:
 def register_callbacks() -> None:
     """Called by scripts/sdcloud.py each time the WebUI (re)loads its scripts."""
     script_callbacks.on_ui_settings(on_ui_settings)
+    script_callbacks.on_ui_tabs(on_ui_tabs)
     script_callbacks.on_app_started(_on_app_started)
     script_callbacks.on_script_unloaded(_undo_takeover)
+
+
+# ---- the top-level Cloud tab ---------------------------------------------------------------------
+
+CLOUD_TAB = ("Cloud", "sdcloud_cloud_tab")
+
+
+def _connection_summary() -> str:
+    """Where the connection stands, from the settings alone (no request: the page is opening)."""
+    from .ui.messages import status_html
+
+    url = api_url()
+    if not url:
+        return status_html("No API URL is set: Settings → SD Cloud → API URL, then Apply settings", "error")
+    key = "an API key is saved" if settings_store().current().has_key else "no API key is saved"
+    return status_html(f"API URL {url}, {key}. Press Test connection to check it.", "idle")
+
+
+def _test_connection() -> str:
+    from .ui.connection import check_connection, quick_client
+    from .ui.messages import status_html
+
+    if not api_url():
+        return status_html("No API URL is set: Settings → SD Cloud → API URL, then Apply settings", "error")
+    return check_connection(settings_store(), api_url(), "", quick_client)
+
+
+def _send_to_txt2img(button: Any, infotext: Any) -> None:
+    """The WebUI's own paste mechanism: it parses the infotext into the txt2img fields (our
+    accordion's included, through the Script's infotext_fields) and switches to txt2img."""
+    infotext_utils.register_paste_params_button(infotext_utils.ParamBinding(
+        paste_button=button, tabname="txt2img", source_text_component=infotext))
+
+
+def build_webui_cloud_tab() -> tuple[Any, Any]:
+    """The Cloud tab's Blocks and its handles (sdcloud.ui.cloud_tab.CloudTab), wired to the
+    WebUI: connection from Settings → SD Cloud, "Send to txt2img" through the WebUI's paste."""
+    import gradio as gr
+
+    from .ui.cloud_tab import HostConnection, build_cloud_tab
+
+    with gr.Blocks(analytics_enabled=False) as blocks:
+        tab = build_cloud_tab(get_client, host_connection=HostConnection(_connection_summary, _test_connection),
+                              send_to_txt2img=_send_to_txt2img)
+        tab.attach_load(blocks)
+    return blocks, tab
+
+
+def on_ui_tabs() -> list[tuple[Any, str, str]]:
+    """The Cloud tab. Builds components only (no request), so it is cheap under --nowebui, where
+    the WebUI still calls it and never shows the result."""
+    blocks, _tab = build_webui_cloud_tab()
+    return [(blocks, *CLOUD_TAB)]
 
 
 def _on_app_started(demo: Any, app: Any) -> None:
@@ -359,15 +417,21 @@ class SDCloudScript(scripts.Script):
         from .ui.accordion import build_cloud_accordion
 
         accordion = build_cloud_accordion(self.elem_id, get_client, str(_opt("sdcloud_default_endpoint", "")))
-        self.infotext_fields = [
-            (accordion.enabled, lambda d: INFOTEXT_KEY in d),
-            (accordion.endpoint, _pasted(0)),
-            (accordion.checkpoint, _pasted(1)),
-        ]
+        self.infotext_fields = accordion_paste_fields(accordion)
         return accordion.controls
 
     def before_process(self, p: Any, *args: Any) -> None:
         before_process(self, p, *args)
+
+
+def accordion_paste_fields(accordion: Any) -> list[tuple[Any, Callable[[dict[str, Any]], Any]]]:
+    """The WebUI paste fields of a Cloud accordion: pasting an infotext ("Send to txt2img", PNG
+    Info) turns Cloud on with its endpoint and checkpoint when the infotext names them, off when not."""
+    return [
+        (accordion.enabled, lambda d: INFOTEXT_KEY in d),
+        (accordion.endpoint, _pasted(0)),
+        (accordion.checkpoint, _pasted(1)),
+    ]
 
 
 def _pasted(index: int) -> Callable[[dict[str, Any]], Any]:

@@ -5,6 +5,7 @@ settings)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,22 @@ def _truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
+
+
+def quote_value(text: str) -> str:
+    """An infotext value quoted as the WebUI quotes one (``infotext_utils.quote``), so it parses back."""
+    if "," not in text and "\n" not in text and ":" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def with_cloud_choice(infotext: str, endpoint: str, checkpoint: str) -> str:
+    """The infotext with ``SD Cloud: <endpoint>/<checkpoint>`` added when it lacks it: pasted into
+    txt2img ("Send to txt2img"), it turns Cloud on with the choice the job ran with."""
+    if not infotext or f"{INFOTEXT_KEY}:" in infotext or not checkpoint:
+        return infotext
+    value = quote_value(CloudChoice(True, endpoint, checkpoint).infotext_value())
+    return f"{infotext}, {INFOTEXT_KEY}: {value}"
 
 
 def parse_infotext_value(text: str) -> tuple[str, str]:

@@ -185,7 +185,11 @@ class LocalStack:
 
     def ui_service(self) -> Service:
         command = [extension_python(), "-m", "sdcloud.app", "--host", self.host, "--port", str(self.ui_port),
-                   "--api-url", self.api_url, "--api-key-file", str(self.api_key_file)]
+                   "--api-url", self.api_url, "--api-key-file", str(self.api_key_file),
+                   # The demo keeps everything in its data folder: the UI's settings and its images
+                   # (outputs/txt2img-images/<date>/, A1111's layout).
+                   "--settings-file", str(self.data_dir / "ui-settings.json"),
+                   "--outputs-dir", str(self.data_dir / "outputs")]
         return Service("ui", command, f"{self.ui_url}/", self.data_dir / "logs" / "ui.log")
 
     def start(self, timeout: float = 180.0) -> LocalStack:

@@ -1,4 +1,5 @@
-"""The "Cloud" accordion mounted in txt2img and img2img: on/off, endpoint, cloud checkpoint.
+"""The "Cloud" accordion mounted in txt2img and img2img: on/off, endpoint (with its state),
+cloud checkpoint (with its Model hash).
 
 It makes no network call while it is built (the WebUI builds it again for its API defaults);
 the Refresh button fills the lists from the middleware.
@@ -14,8 +15,10 @@ from typing import Any
 import gradio as gr
 
 from ..client import SDCloudClient
+from ..models import Endpoint, ModelInfo
 from .compat import update
-from .messages import describe_error
+from .endpoints_page import state_label
+from .messages import describe_error, status_html
 
 log = logging.getLogger("sdcloud.ui")
 
@@ -27,6 +30,8 @@ class CloudAccordion:
     checkpoint: Any
     refresh: Any
     status: Any
+    endpoint_state: Any = None
+    model_hash: Any = None
 
     @property
     def controls(self) -> list[Any]:
@@ -34,24 +39,51 @@ class CloudAccordion:
         return [self.enabled, self.endpoint, self.checkpoint]
 
 
-def _choices(get_client: Callable[[], SDCloudClient]) -> tuple[list[str], list[str], str]:
-    client = get_client()
-    endpoints = [f"{e.name}" for e in client.list_endpoints()]
-    models = [m.name for m in client.list_models()]
-    return endpoints, models, ""
+def catalog_info(endpoints: list[Endpoint], models: list[ModelInfo]) -> dict[str, dict[str, str]]:
+    """What the accordion shows beside its pickers, kept in gradio state: each endpoint's state in
+    words and each checkpoint's Model hash (the WebUI's short sha256)."""
+    return {"endpoints": {e.name: state_label(e) for e in endpoints},
+            "models": {m.name: m.short_hash for m in models}}
 
 
-def refresh_lists(get_client: Callable[[], SDCloudClient], endpoint: str, checkpoint: str) -> tuple[Any, Any, str]:
-    """Updates for the endpoint and checkpoint dropdowns (the current values kept) and a status line."""
+def endpoint_state_html(info: Any, endpoint: Any) -> str:
+    states = (info or {}).get("endpoints", {}) if isinstance(info, dict) else {}
+    name = str(endpoint or "").strip()
+    if not name:
+        return ""
+    label = states.get(name)
+    if label is None:
+        return status_html(f"{name}: press Refresh for its state", "idle")
+    good = label == "in service" or label.startswith("scaled to zero")
+    return status_html(f"{name}: {label}", "done" if good else "error")
+
+
+def model_hash_html(info: Any, checkpoint: Any) -> str:
+    hashes = (info or {}).get("models", {}) if isinstance(info, dict) else {}
+    short = hashes.get(str(checkpoint or "").strip())
+    return status_html(f"Model hash: {short}", "idle") if short else ""
+
+
+def refresh_lists(
+    get_client: Callable[[], SDCloudClient], endpoint: str, checkpoint: str
+) -> tuple[Any, Any, str, Any, Any, Any]:
+    """Updates for the endpoint and checkpoint dropdowns (the current values kept), a status line,
+    the catalog info (state) and the two lines shown beside the pickers."""
     try:
-        endpoints, models, _ = _choices(get_client)
+        client = get_client()
+        endpoint_list = client.list_endpoints()
+        model_list = client.list_models()
     except Exception as exc:  # shown in the accordion; the page must not break
-        return update(), update(), describe_error(exc)
+        return update(), update(), describe_error(exc), update(), update(), update()
+    endpoints = [e.name for e in endpoint_list]
+    models = [m.name for m in model_list]
     endpoint = endpoint or (endpoints[0] if endpoints else "")
     checkpoint = checkpoint or (models[0] if models else "")
+    info = catalog_info(endpoint_list, model_list)
     text = f"{len(endpoints)} endpoint(s), {len(models)} checkpoint(s)"
     return (update(choices=sorted(set(endpoints) | ({endpoint} - {""})), value=endpoint),
-            update(choices=sorted(set(models) | ({checkpoint} - {""})), value=checkpoint), text)
+            update(choices=sorted(set(models) | ({checkpoint} - {""})), value=checkpoint), text, info,
+            endpoint_state_html(info, endpoint), model_hash_html(info, checkpoint))
 
 
 def build_cloud_accordion(
@@ -68,11 +100,17 @@ def build_cloud_accordion(
                                      elem_id=elem_id("checkpoint"))
             refresh = gr.Button(value="Refresh", elem_id=elem_id("refresh"), elem_classes=["sdcloud-refresh"],
                                 size="sm", min_width=40)
+        with gr.Row(elem_classes=["sdcloud-picker-info"]):
+            endpoint_state = gr.HTML("", elem_id=elem_id("endpoint_state"))
+            model_hash = gr.HTML("", elem_id=elem_id("model_hash"))
         status = gr.Markdown("", elem_id=elem_id("status"))
+    info = gr.State({})
     refresh.click(
         fn=lambda e, c: refresh_lists(get_client, e, c),
         inputs=[endpoint, checkpoint],
-        outputs=[endpoint, checkpoint, status],
+        outputs=[endpoint, checkpoint, status, info, endpoint_state, model_hash],
         show_progress=False,
     )
-    return CloudAccordion(enabled, endpoint, checkpoint, refresh, status)
+    endpoint.change(endpoint_state_html, inputs=[info, endpoint], outputs=[endpoint_state], show_progress=False)
+    checkpoint.change(model_hash_html, inputs=[info, checkpoint], outputs=[model_hash], show_progress=False)
+    return CloudAccordion(enabled, endpoint, checkpoint, refresh, status, endpoint_state, model_hash)

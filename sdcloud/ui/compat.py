@@ -4,6 +4,7 @@ sdcloud.ui uses only the API the two share.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
@@ -35,3 +36,38 @@ def update(**kwargs: Any) -> Any:
 def no_change() -> Any:
     """An output value that leaves the component as it is."""
     return gr.update()
+
+
+# Our own status / ETA line is the one progress display: no gradio overlay (spinner, timer that is
+# not an ETA, gr.Progress bar) stacked over the outputs. Both 3.41 and 4.x take this literal.
+HIDE_PROGRESS = "hidden"
+
+
+def js(source: str | None) -> dict[str, Any]:
+    """The keyword that runs `source` in the browser before an event's Python function
+    (3.41: `_js`, 4.x: `js`); its return value becomes the function's inputs."""
+    if source is None:
+        return {}
+    return {"js": source} if GRADIO_MAJOR >= 4 else {"_js": source}
+
+
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+SYSTEM_MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Consolas", "Liberation Mono", "monospace"]
+
+
+def local_theme() -> Any:
+    """gradio's default theme with the fonts the system has: the stock themes ask
+    fonts.googleapis.com for theirs, and the page should reach no host but its own."""
+    return gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS)
+
+
+def launch_kwargs(allowed_paths: list[str], middleware: Sequence[Any] = ()) -> dict[str, Any]:
+    """launch() options: the folders outside the temp dir and cwd whose files handlers may return
+    (4.x refuses others), and ASGI middleware classes for gradio's FastAPI app (both versions
+    pass app_kwargs to FastAPI())."""
+    from starlette.middleware import Middleware
+
+    kwargs: dict[str, Any] = {"allowed_paths": allowed_paths}
+    if middleware:
+        kwargs["app_kwargs"] = {"middleware": [Middleware(cls) for cls in middleware]}
+    return kwargs

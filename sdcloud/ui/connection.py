@@ -14,7 +14,8 @@ from .messages import describe_error, status_html
 log = logging.getLogger("sdcloud.ui")
 
 KEY_SAVED = "key saved"
-NO_KEY = "no API key saved"
+KEY_NOT_SAVED = "key given at start-up (not saved)"
+NO_KEY = "no API key"
 
 ClientFactory = Callable[[str, str], SDCloudClient]
 
@@ -25,31 +26,59 @@ def quick_client(url: str, key: str) -> SDCloudClient:
 
 
 def key_status(store: SettingsStore) -> str:
-    """What the UI may say about the key: whether one is saved, never the key itself."""
-    return KEY_SAVED if store.current().has_key else NO_KEY
+    """What the UI may say about the key: where it comes from, never the key itself."""
+    if not store.current().has_key:
+        return NO_KEY
+    return KEY_SAVED if store.key_is_saved else KEY_NOT_SAVED
 
 
 @dataclass(frozen=True)
 class SaveResult:
     message: str  # status HTML
     key_status: str
+    key_outcome: str = "unchanged"  # saved | unchanged | cleared
 
 
-def save_connection(store: SettingsStore, api_url: str, api_key: str | None) -> SaveResult:
-    """Validate and persist; an empty key field keeps the saved key."""
+def key_outcome(before_key: str, before_saved: bool, after_key: str, after_saved: bool) -> str:
+    """What a Save did to the key file: "saved" only when the file now holds a key it did not."""
+    if before_key and not after_key:
+        return "cleared"
+    if after_saved and (not before_saved or after_key != before_key):
+        return "saved"
+    return "unchanged"
+
+
+_KEY_WORDS = {
+    "saved": "the API key was saved",
+    "unchanged": "the API key is unchanged",
+    "cleared": "the saved API key was removed",
+}
+
+
+def save_connection(
+    store: SettingsStore, api_url: str, api_key: str | None, clear_key: bool = False
+) -> SaveResult:
+    """Validate and persist; an empty key field keeps the key, ``clear_key`` removes it. The
+    message says exactly what happened to the URL and to the key."""
     try:
         url = validate_api_url(api_url)
     except ValueError as exc:
-        return SaveResult(status_html(f"API URL: {exc}", "error"), key_status(store))
+        return SaveResult(status_html(f"API URL: {exc} (nothing was saved)", "error"), key_status(store))
+    before = store.current()
+    before_saved = store.key_is_saved
     try:
-        store.save(url, api_key)
+        after = store.save(url, api_key, clear_key=clear_key)
     except OSError as exc:
         return SaveResult(
-            status_html(f"Could not write {store.path}: {exc.strerror}", "error"), key_status(store)
+            status_html(f"Could not write {store.path}: {exc.strerror} (nothing was saved)", "error"),
+            key_status(store),
         )
-    saved_key = bool((api_key or "").strip())
-    text = f"Saved: {url}" + (" and a new API key (key saved)" if saved_key else "")
-    return SaveResult(status_html(text, "done"), key_status(store))
+    outcome = key_outcome(before.api_key, before_saved, after.api_key, store.key_is_saved)
+    url_words = "API URL unchanged" if after.api_url == before.api_url else f"API URL saved: {after.api_url}"
+    text = f"{url_words}; {_KEY_WORDS[outcome]}"
+    if not after.api_key:
+        text += " (no API key is set now)"
+    return SaveResult(status_html(text, "done"), key_status(store), outcome)
 
 
 def check_connection(

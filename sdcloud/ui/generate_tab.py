@@ -5,7 +5,6 @@ WebUI's Cloud tab can host the same builder. No `from __future__ import annotati
 reads the handlers' annotations (gr.SelectData) at run time.
 """
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,24 +23,31 @@ from ..samplers import (
     SAMPLERS,
     schedule_labels_for,
 )
+from ..settings import default_settings_path
 from . import compat
 from .generation import (
+    BUSY_SUBMITTING,
     DEFAULT_GENERATION_TIMEOUT_S,
     GenerateOutputs,
-    cancel_generation,
     cancelling_status,
+    interrupt_job,
+    resume_generation,
     run_generation,
 )
 from .messages import error_html, status_html
+from .style import setup_js, stored_job_js
 
-RANDOM_SEED = "\U0001f3b2\ufe0f"  # 🎲️ as in A1111
-REUSE_SEED = "\u267b\ufe0f"  # ♻️
-REFRESH = "\U0001f504"  # 🔄
+# Text labels (their tooltips are in style.TOOLTIPS): A1111's emoji icons are boxes where the
+# system has no emoji font, as on Debian's Chromium.
+GENERATE = "Generate"
+RANDOM_SEED = "Random"
+REUSE_SEED = "Reuse"
+REFRESH = "Refresh"
 
 
 def default_outputs_dir() -> Path:
-    """Under the system temp dir, which gradio 3 and 4 both allow serving files from."""
-    return Path(tempfile.gettempdir()) / "sdcloud-outputs"
+    """``outputs`` in the app's data folder, beside the settings file (A1111's layout below it)."""
+    return default_settings_path().parent / "outputs"
 
 
 @dataclass
@@ -60,10 +66,31 @@ class GenerateTab:
     generate_fn: Callable[..., Any]
     load_events: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
 
+    resume_fn: Callable[..., Any] | None = None
+    setup_js: str = ""
+    resume_js: str = ""
+    resume_inputs: list[Any] = field(default_factory=list)
+    generation_outputs: list[Any] = field(default_factory=list)
+
     def attach_load(self, blocks: gr.Blocks) -> None:
-        """Fill the checkpoint / endpoint lists when the page opens."""
+        """On page open: the page scripts (tooltips, Ctrl+Enter, job memory), fill the checkpoint /
+        endpoint lists, then re-attach to the job that was running before a reload."""
+        if self.setup_js:
+            blocks.load(None, inputs=None, outputs=None, **compat.js(self.setup_js))
         for fn, inputs, outputs in self.load_events:
-            blocks.load(fn, inputs=inputs, outputs=outputs)
+            event = blocks.load(fn, inputs=inputs, outputs=outputs, show_progress=compat.HIDE_PROGRESS)
+        if self.resume_fn is None or not self.load_events:
+            return
+        # after the lists are filled, so their "Ready" line cannot overwrite the job's status; the
+        # re-attached job's last update enables Generate again (no unlock here: a generation
+        # started meanwhile must keep it disabled)
+        event.then(
+            self.resume_fn,
+            inputs=self.resume_inputs,
+            outputs=self.generation_outputs,
+            show_progress=compat.HIDE_PROGRESS,
+            **compat.js(self.resume_js),
+        )
 
 
 def refresh_choices(
@@ -92,6 +119,13 @@ def refresh_choices(
     )
 
 
+def button_update(busy: str) -> Any:
+    """Generate is disabled, saying what runs, while a job is in flight; enabled otherwise."""
+    if busy:
+        return compat.update(value=busy, interactive=False)
+    return compat.update(value=GENERATE, interactive=True)
+
+
 def _outputs_tuple(out: GenerateOutputs) -> tuple[Any, ...]:
     def keep(value: Any) -> Any:
         return compat.no_change() if value is None else value
@@ -104,6 +138,8 @@ def _outputs_tuple(out: GenerateOutputs) -> tuple[Any, ...]:
         keep(out.infotexts),
         keep(out.seeds),
         keep(out.seed),
+        keep(out.preview),
+        button_update(out.busy),
     )
 
 
@@ -129,7 +165,7 @@ def build_generate_tab(
                 elem_id=eid("negative_prompt"),
             )
         with gr.Column(scale=1, min_width=180):
-            generate_button = gr.Button("Generate", variant="primary", elem_id=eid("generate"))
+            generate_button = gr.Button(GENERATE, variant="primary", elem_id=eid("generate"))
             cancel_button = gr.Button("Interrupt", variant="stop", elem_id=eid("cancel"))
 
     with gr.Row():
@@ -152,7 +188,7 @@ def build_generate_tab(
                     elem_id=eid("endpoint"),
                     scale=3,
                 )
-                refresh_button = gr.Button(REFRESH, elem_id=eid("refresh"), scale=0, min_width=48)
+                refresh_button = gr.Button(REFRESH, elem_id=eid("refresh"), scale=0, min_width=80)
             with gr.Column(visible=False, elem_id=eid("img2img_group")) as img2img_group:
                 init_image = compat.image_upload(label="Init image", elem_id=eid("init_image"), height=320)
                 denoising_strength = gr.Slider(
@@ -229,12 +265,14 @@ def build_generate_tab(
                     )
             cfg_scale = gr.Slider(*limits.CFG_SCALE, value=7.0, step=0.5, label="CFG Scale", elem_id=eid("cfg_scale"))
             with gr.Row():
-                seed = gr.Number(label="Seed", value=-1, precision=0, elem_id=eid("seed"), scale=4)
-                random_seed = gr.Button(RANDOM_SEED, elem_id=eid("random_seed"), scale=0, min_width=48)
-                reuse_seed = gr.Button(REUSE_SEED, elem_id=eid("reuse_seed"), scale=0, min_width=48)
+                # no precision: gradio would round 1.5 to 2 silently; validate_seed says what to fix
+                seed = gr.Number(label="Seed", value=-1, elem_id=eid("seed"), scale=4)
+                random_seed = gr.Button(RANDOM_SEED, elem_id=eid("random_seed"), scale=0, min_width=80)
+                reuse_seed = gr.Button(REUSE_SEED, elem_id=eid("reuse_seed"), scale=0, min_width=80)
 
         with gr.Column(scale=1):
             status = gr.HTML(status_html("Ready", "idle"), elem_id=eid("progress"))
+            preview = gr.HTML("", elem_id=eid("preview"), elem_classes=["sdcloud-preview"])
             gallery = gr.Gallery(
                 label="Output",
                 show_label=False,
@@ -254,7 +292,9 @@ def build_generate_tab(
     job_state = gr.State(None)
     infotexts_state = gr.State([])
     seeds_state = gr.State([])
-    seed_state = gr.State(None)  # the seed ♻️ puts back: the selected image's
+    seed_state = gr.State(None)  # the seed Reuse puts back: the selected image's
+    # the job id remembered in the browser before a reload (the js hook fills it in)
+    resume_box = gr.Textbox(value="", visible=False, elem_id=eid("resume_job"))
 
     inputs: dict[str, Any] = {
         "task": task,
@@ -283,28 +323,47 @@ def build_generate_tab(
     }
     name_of = {component: name for name, component in inputs.items()}
 
-    # gradio passes a set of inputs as one {component: value} dict, which keeps the Progress
-    # parameter detectable (it is not with *args)
-    def on_generate(data, progress=gr.Progress()):  # noqa: B008 - gradio's documented idiom
+    generation_outputs = [
+        status, gallery, infotext, job_state, infotexts_state, seeds_state, seed_state, preview, generate_button
+    ]
+
+    # gradio passes a set of inputs as one {component: value} dict
+    def on_generate(data, progress=None):
         values = {name_of[c]: v for c, v in data.items() if c in name_of}
         for out in run_generation(get_client, values, out_dir, progress=progress, timeout=timeout):
             yield _outputs_tuple(out)
 
-    generate_button.click(
+    def on_resume(job_id):
+        attached = False
+        for out in resume_generation(get_client, job_id, out_dir, timeout=timeout):
+            attached = True
+            yield _outputs_tuple(out)
+        if not attached:  # no job to re-attach to: leave the page (and the button) as they are
+            yield (compat.no_change(),) * len(generation_outputs)
+
+    def lock():
+        return button_update(BUSY_SUBMITTING)
+
+    def unlock():
+        return button_update("")
+
+    # lock at once (no queue), then the generation; the unlock runs after it whatever happened
+    generate_button.click(lock, inputs=None, outputs=[generate_button], queue=False,
+                          show_progress=compat.HIDE_PROGRESS).then(
         on_generate,
         inputs=set(inputs.values()),
-        outputs=[status, gallery, infotext, job_state, infotexts_state, seeds_state, seed_state],
-        show_progress="full",
-    )
+        outputs=generation_outputs,
+        show_progress=compat.HIDE_PROGRESS,
+    ).then(unlock, inputs=None, outputs=[generate_button], queue=False, show_progress=compat.HIDE_PROGRESS)
 
-    def on_cancel(job_id):
-        outcome, problem = cancel_generation(get_client, job_id)
-        return problem if outcome == "failed" else compat.no_change()
+    def on_interrupt(job_id):
+        return interrupt_job(get_client, job_id)
 
-    # Say "Cancelling…" first, then cancel: the server-side cancel ends the job and the running
-    # generation reports "Cancelled" itself, which must not be overwritten by this handler.
-    cancel_button.click(cancelling_status, inputs=[job_state], outputs=[status], queue=False).then(
-        on_cancel, inputs=[job_state], outputs=[status], queue=False
+    # "Cancelling…" at once, then cancel and show how the job really ended (asked from the
+    # server): the running generation ends with the same words, so neither overwrites the other
+    cancel_button.click(cancelling_status, inputs=[job_state], outputs=[status], queue=False,
+                        show_progress=compat.HIDE_PROGRESS).then(
+        on_interrupt, inputs=[job_state], outputs=[status], show_progress=compat.HIDE_PROGRESS
     )
 
     def on_select(texts, seeds, evt: gr.SelectData):
@@ -328,17 +387,24 @@ def build_generate_tab(
     # offer only the schedule types the engine can run with this sampler
     sampler_name.change(on_sampler, inputs=[sampler_name, schedule_type], outputs=[schedule_type], queue=False)
 
-    random_seed.click(lambda: -1, inputs=None, outputs=[seed], queue=False)
+    random_seed.click(lambda: -1, inputs=None, outputs=[seed], queue=False, show_progress=compat.HIDE_PROGRESS)
 
     def on_reuse(last_seed, current):
         return current if last_seed is None else last_seed
 
-    reuse_seed.click(on_reuse, inputs=[seed_state, seed], outputs=[seed], queue=False)
+    reuse_seed.click(
+        on_reuse, inputs=[seed_state, seed], outputs=[seed], queue=False, show_progress=compat.HIDE_PROGRESS
+    )
 
     def on_refresh(ckpt, ep):
         return refresh_choices(get_client, ckpt, ep)
 
-    refresh_button.click(on_refresh, inputs=[checkpoint, endpoint], outputs=[checkpoint, endpoint, status])
+    refresh_button.click(
+        on_refresh,
+        inputs=[checkpoint, endpoint],
+        outputs=[checkpoint, endpoint, status],
+        show_progress=compat.HIDE_PROGRESS,
+    )
 
     tab = GenerateTab(
         inputs=inputs,
@@ -351,6 +417,11 @@ def build_generate_tab(
         endpoint=endpoint,
         refresh_fn=on_refresh,
         generate_fn=on_generate,
+        resume_fn=on_resume,
+        setup_js=setup_js(elem_prefix),
+        resume_js=stored_job_js(elem_prefix),
+        resume_inputs=[resume_box],
+        generation_outputs=generation_outputs,
     )
     tab.load_events.append((on_refresh, [checkpoint, endpoint], [checkpoint, endpoint, status]))
     return tab

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
@@ -19,8 +20,8 @@ from PIL import Image
 
 from .. import limits
 from ..client import SDCloudClient, raise_for_job
-from ..contract import PayloadRejected, check_payload
-from ..errors import Conflict, JobCancelled, SDCloudError, Timeout
+from ..contract import PayloadRejected, check_payload, field_spec
+from ..errors import Conflict, SDCloudError, Timeout
 from ..models import Job
 from ..samplers import (
     DEFAULT_HIRES_UPSCALER,
@@ -29,7 +30,7 @@ from ..samplers import (
     SAMPLERS,
     scheduler_name,
 )
-from .messages import error_html, progress_fraction, progress_text, status_html
+from .messages import EtaTracker, describe_error, error_html, progress_fraction, progress_text, status_html
 from .results import fetch_result_images
 
 log = logging.getLogger("sdcloud.ui")
@@ -58,6 +59,8 @@ class GenerateForm:
     width: float = 512
     height: float = 512
     seed: float = -1
+    subseed: float = -1  # A1111's "Variation seed"; sent only with a subseed strength above 0
+    subseed_strength: float = 0
     n_iter: float = 1
     batch_size: float = 1
     enable_hr: bool = False
@@ -84,9 +87,38 @@ def _whole(value: Any, label: str) -> int:
         number = float(value)
     except (TypeError, ValueError):
         raise InvalidInput(f"{label} must be a number (got {value!r})") from None
-    if number != int(number):
+    if not math.isfinite(number) or number != int(number):
         raise InvalidInput(f"{label} must be a whole number (got {value!r})")
     return int(number)
+
+
+def _seed_bounds(name: str) -> tuple[int, int, tuple[int, ...]]:
+    """(minimum, maximum, special values) of a seed field, as the contract states them."""
+    spec = field_spec("txt2img", name) or {}
+    rng = spec.get("range", {})
+    return int(rng["minimum"]), int(rng["maximum"]), tuple(int(v) for v in rng.get("special", ()))
+
+
+def validate_seed(value: Any, label: str = "Seed", name: str = "seed") -> int:
+    """An A1111 seed: -1 (random) or a whole number in the contract's range (0..4294967295).
+
+    Strings of digits (what a pasted infotext gives) are accepted; 1.5, 1e20 or text are not.
+    """
+    low, high, special = _seed_bounds(name)
+    allowed = " or ".join(str(v) for v in special)
+    hint = f"{allowed} (random) or a whole number from {low} to {high}" if special else f"{low} to {high}"
+    if isinstance(value, bool):
+        raise InvalidInput(f"{label} must be {hint} (got {value!r})")
+    if isinstance(value, str):
+        text = value.strip()
+        number: Any = int(text) if text.lstrip("-").isdigit() else text
+    else:
+        number = value
+    if isinstance(number, float) and math.isfinite(number) and number == int(number):
+        number = int(number)
+    if not isinstance(number, int) or not (number in special or low <= number <= high):
+        raise InvalidInput(f"{label} must be {hint} (got {value!r})")
+    return number
 
 
 def _number(value: Any, label: str) -> float:
@@ -175,7 +207,7 @@ def build_payload(form: GenerateForm) -> tuple[str, dict[str, Any]]:
     _in_range(n_iter, limits.N_ITER, "Batch count")
     batch_size = _whole(form.batch_size, "Batch size")
     _in_range(batch_size, limits.BATCH_SIZE, "Batch size")
-    seed = _whole(form.seed, "Seed")
+    seed = validate_seed(form.seed, "Seed", "seed")
 
     payload: dict[str, Any] = {
         "prompt": form.prompt or "",
@@ -190,6 +222,11 @@ def build_payload(form: GenerateForm) -> tuple[str, dict[str, Any]]:
         "n_iter": n_iter,
         "batch_size": batch_size,
     }
+    subseed = validate_seed(form.subseed, "Variation seed", "subseed")
+    subseed_strength = _number(form.subseed_strength, "Variation strength")
+    _in_range(subseed_strength, limits.field_bounds("subseed_strength"), "Variation strength")
+    if subseed_strength > 0:
+        payload.update({"subseed": subseed, "subseed_strength": subseed_strength})
     if form.task == "img2img":
         if form.init_image is None:
             raise InvalidInput("Init image: upload an image for img2img")
@@ -250,10 +287,21 @@ class GenerateOutputs:
     job_id: str | None = None
     infotexts: list[str] | None = None
     seeds: list[int] | None = None  # per image, for the reuse-seed button
+    preview: str | None = None  # live preview HTML ("" clears it)
+    busy: str = ""  # the Generate button's label while a job is in flight; "" = the job is over
 
     @property
     def seed(self) -> int | None:
         return self.seeds[0] if self.seeds else None
+
+
+BUSY_SUBMITTING = "Submitting…"
+BUSY_QUEUED = "Queued…"
+BUSY_RUNNING = "Running…"
+
+
+def busy_label(job: Job) -> str:
+    return BUSY_QUEUED if job.status == "queued" else BUSY_RUNNING
 
 
 def _seeds(job: Job, count: int) -> list[int]:
@@ -339,53 +387,175 @@ def follow_job(
             yield job
 
 
+PreviewFetch = Callable[[SDCloudClient, str], bytes]
+
+
+def _fetch_preview(client: SDCloudClient, url: str) -> bytes:
+    return client.fetch_image_bytes(url)
+
+
+class PreviewCache:
+    """The live preview as an <img> with the JPEG inline (a data: URL, so the browser asks no other
+    host), fetched once per preview step."""
+
+    def __init__(self, fetch: PreviewFetch = _fetch_preview) -> None:
+        self._fetch = fetch
+        self._step = 0
+        self.html = ""
+
+    def update(self, client: SDCloudClient, job: Job) -> str | None:
+        """New HTML when a newer preview is there, else None (leave the page's as it is)."""
+        p = job.progress
+        if job.is_terminal or p.phase != "sampling":
+            return None
+        if not p.preview_url or p.preview_step <= 0 or p.preview_step == self._step:
+            return None
+        try:
+            data = self._fetch(client, p.preview_url)
+        except Exception:  # a preview is a nicety: never let it break the generation
+            log.debug("live preview not fetched", exc_info=True)
+            return None
+        self._step = p.preview_step
+        encoded = base64.b64encode(data).decode("ascii")
+        self.html = (
+            f'<img class="sdcloud-preview-img" alt="Live preview, step {p.preview_step}" '
+            f'title="Live preview (step {p.preview_step})" src="data:image/jpeg;base64,{encoded}">'
+        )
+        return self.html
+
+
+def _stream_job(
+    client: SDCloudClient,
+    jobs: Iterator[Job],
+    outputs_dir: str | Path,
+    progress: ProgressFn | None,
+    clock: Callable[[], float],
+) -> Iterator[GenerateOutputs]:
+    """Follow a job (its views as ``jobs`` yields them) to its end: the one status line with the
+    ETA and the live preview while it runs, then the images. Raises what the job's end means."""
+    eta = EtaTracker()
+    previews = PreviewCache()
+    job: Job | None = None
+    for job in jobs:
+        text = progress_text(job)
+        _report(progress, progress_fraction(job), text)
+        if not job.is_terminal:
+            line = f"{text}{eta.text(job, clock())} · job {job.id}"
+            yield GenerateOutputs(
+                status_html(line, "running", job.progress.phase, job_id=job.id),
+                job_id=job.id,
+                preview=previews.update(client, job),
+                busy=busy_label(job),
+            )
+    assert job is not None  # watch_inference / follow_job always yield at least once
+    _report(progress, 1.0, "Downloading images")
+    yield final_outputs(client, job, outputs_dir)
+
+
 def run_generation(
     get_client: Callable[[], SDCloudClient],
     values: Mapping[str, Any],
     outputs_dir: str | Path,
     progress: ProgressFn | None = None,
     timeout: float = DEFAULT_GENERATION_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[GenerateOutputs]:
     """Submit, follow the job by long-polling, then fetch the images. Never raises: errors become
-    a readable status line."""
+    a readable status line, and the last output always has ``busy == ""``."""
     job_id: str | None = None
     try:
         form = GenerateForm.from_values(values)
         task, payload = build_payload(form)
         if not form.checkpoint:
-            raise InvalidInput("Checkpoint: pick a checkpoint (press 🔄 to load the list)")
+            raise InvalidInput("Checkpoint: pick a checkpoint (press Refresh to load the list)")
         client = get_client()
         _report(progress, 0.0, "Submitting")
-        yield GenerateOutputs(status_html("Submitting…", "running", "submitting"), images=[], infotext="")
-        job: Job | None = None
-        for job in follow_job(client, task, payload, form.checkpoint, form.endpoint or None, timeout=timeout):
-            job_id = job.id
-            text = progress_text(job)
-            _report(progress, progress_fraction(job), text)
-            if not job.is_terminal:
-                yield GenerateOutputs(
-                    status_html(f"{text} · job {job.id}", "running", job.progress.phase), job_id=job.id
-                )
-        assert job is not None  # follow_job always yields the submitted job
-        raise_for_job(job)
-        _report(progress, 1.0, "Downloading images")
-        yield _image_outputs(client, job, outputs_dir, "Done: {count} image{s}", "done", "done")
-    except JobCancelled as exc:
-        yield _cancelled_outputs(client, exc.job, outputs_dir)
+        yield GenerateOutputs(
+            status_html("Submitting…", "running", "submitting"), images=[], infotext="", preview="",
+            busy=BUSY_SUBMITTING,
+        )
+        for out in _stream_job(
+            client,
+            follow_job(client, task, payload, form.checkpoint, form.endpoint or None, timeout=timeout),
+            outputs_dir,
+            progress,
+            clock,
+        ):
+            job_id = out.job_id
+            yield out
     except Exception as exc:
-        if not isinstance(exc, (SDCloudError, ValueError)):
-            log.exception("generation failed unexpectedly")
-        yield GenerateOutputs(error_html(exc), job_id=job_id)
+        yield _error_outputs(exc, job_id)
 
 
-def _cancelled_outputs(client: SDCloudClient, job: Job, outputs_dir: str | Path) -> GenerateOutputs:
-    """Like the WebUI's Interrupt: the images sampled before the cancel reached the GPU, if any."""
-    if job.result is None or not job.result.images:
-        return GenerateOutputs(status_html(f"Cancelled · job {job.id}", "cancelled"), job_id=job.id)
+def resume_generation(
+    get_client: Callable[[], SDCloudClient],
+    job_id: str | None,
+    outputs_dir: str | Path,
+    timeout: float = DEFAULT_GENERATION_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[GenerateOutputs]:
+    """Re-attach to a job the page was following before a reload: its progress from where it is,
+    then its images, as if the page had never left. Yields nothing without a job id."""
+    job_id = (job_id or "").strip()
+    if not job_id:
+        return
     try:
-        return _image_outputs(client, job, outputs_dir, "Interrupted: {count} partial image{s}", "cancelled")
-    except SDCloudError as exc:
-        return GenerateOutputs(error_html(exc), job_id=job.id)
+        client = get_client()
+        first = client.get_inference(job_id)
+        yield GenerateOutputs(
+            status_html(f"Re-attached to job {job_id}", "running", first.progress.phase, job_id=job_id),
+            images=[], infotext="", job_id=job_id, preview="", busy=busy_label(first),
+        )
+        yield from _stream_job(
+            client, client.watch_inference(job_id, timeout=timeout, first=first), outputs_dir, None, clock
+        )
+    except Exception as exc:
+        yield _error_outputs(exc, job_id)
+
+
+def _error_outputs(exc: BaseException, job_id: str | None) -> GenerateOutputs:
+    if not isinstance(exc, (SDCloudError, ValueError)):
+        log.exception("generation failed unexpectedly")
+    # data-job on the error line too: the page then forgets the job (no re-attach after a reload)
+    return GenerateOutputs(status_html(describe_error(exc), "error", job_id=job_id or ""), job_id=job_id, preview="")
+
+
+def final_outputs(client: SDCloudClient, job: Job, outputs_dir: str | Path) -> GenerateOutputs:
+    """The tab after a terminal job: its images (a cancelled job's partial ones too, like the
+    WebUI's Interrupt), or why there are none."""
+    try:
+        if job.status == "succeeded":
+            return _image_outputs(client, job, outputs_dir, "Done: {count} image{s}", "done", "done")
+        if job.status == "cancelled":
+            if job.result is None or not job.result.images:
+                return GenerateOutputs(
+                    status_html(f"Cancelled · job {job.id}", "cancelled", job_id=job.id), job_id=job.id, preview=""
+                )
+            return _image_outputs(client, job, outputs_dir, "Interrupted: {count} partial image{s}", "cancelled")
+        raise_for_job(job)  # failed: JobFailed with the reason
+        raise SDCloudError(f"job {job.id} ended as {job.status!r}")
+    except Exception as exc:
+        return _error_outputs(exc, job.id)
+
+
+def final_status(job: Job) -> str:
+    """The status line a terminal job ends with, the same words ``final_outputs`` uses (so whichever
+    of the generation and the Interrupt handler writes last, the page says the same)."""
+    count = len(job.images)
+    s = "s" if count != 1 else ""
+    if job.status == "succeeded":
+        return status_html(f"Done: {count} image{s} · job {job.id}", "done", "done", job_id=job.id)
+    if job.status == "cancelled":
+        if count:
+            return status_html(
+                f"Interrupted: {count} partial image{s} · job {job.id}", "cancelled", job_id=job.id
+            )
+        return status_html(f"Cancelled · job {job.id}", "cancelled", job_id=job.id)
+    try:
+        raise_for_job(job)
+    except Exception as exc:
+        return error_html(exc)
+    return status_html(f"Job {job.id}: {progress_text(job)}", "idle", job_id=job.id)
 
 
 def _image_outputs(
@@ -398,12 +568,13 @@ def _image_outputs(
     count = len(paths)
     text = label.format(count=count, s="s" if count != 1 else "")
     return GenerateOutputs(
-        status_html(f"{text} · job {job.id}", state, phase),
+        status_html(f"{text} · job {job.id}", state, phase, job_id=job.id),
         images=paths,
         infotext=infotexts[0] if infotexts else "",
         job_id=job.id,
         infotexts=infotexts,
         seeds=_seeds(job, count),
+        preview="",
     )
 
 
@@ -411,16 +582,14 @@ def cancelling_status(job_id: str | None) -> str:
     """What the status line says the moment Interrupt is pressed, before the request goes out."""
     if not job_id:
         return status_html("Nothing to cancel", "idle")
-    return status_html(f"Cancelling job {job_id}…", "running", "cancelling")
+    return status_html(f"Cancelling job {job_id}…", "running", "cancelling", job_id=job_id)
 
 
 def cancel_generation(get_client: Callable[[], SDCloudClient], job_id: str | None) -> tuple[str, str | None]:
     """Ask the server to cancel ``job_id``: ("requested" | "finished" | "failed", error HTML).
 
-    "finished" means the job had already ended (409). Callers with a running generation show
-    nothing on success: the generation reports "Cancelled" itself, and the status line was set
-    before the request (``cancelling_status``), because once the server has cancelled, the
-    generation's own "Cancelled" may reach the page first and must not be overwritten.
+    "finished" means the job had already ended (409). Kept for the Jobs tab; the Generate tab uses
+    ``interrupt_job``, which also tells how the job really ended.
     """
     if not job_id:
         return "failed", status_html("Nothing to cancel", "idle")
@@ -431,3 +600,40 @@ def cancel_generation(get_client: Callable[[], SDCloudClient], job_id: str | Non
     except Exception as exc:
         return "failed", error_html(exc)
     return "requested", None
+
+
+# How long Interrupt waits for the job to reach its end before it says where it stands instead.
+INTERRUPT_WAIT_S = 60.0
+
+
+def interrupt_job(
+    get_client: Callable[[], SDCloudClient], job_id: str | None, wait: float = INTERRUPT_WAIT_S
+) -> str:
+    """Cancel ``job_id`` and return the status line of how it really ended, asked from the server:
+    "Cancelled" / "Interrupted: n partial images" when the cancel won, "Done" / "failed" when the job
+    had already ended. Never leaves "Cancelling…" behind."""
+    outcome, problem = cancel_generation(get_client, job_id)
+    if outcome == "failed":
+        return problem or status_html("Nothing to cancel", "idle")
+    assert job_id is not None
+    try:
+        job = _wait_terminal(get_client(), job_id, wait)
+    except Exception as exc:
+        return error_html(exc)
+    if job.is_terminal:
+        return final_status(job)
+    return status_html(
+        f"Cancel requested; job {job_id} is still {job.status} ({progress_text(job)})", "idle", job_id=job_id
+    )
+
+
+def _wait_terminal(client: SDCloudClient, job_id: str, wait: float) -> Job:
+    """The job once terminal, or as it is when ``wait`` seconds of long-polling have passed."""
+    job = client.get_inference(job_id)
+    deadline = time.monotonic() + wait
+    while not job.is_terminal:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        job = client.get_inference(job_id, wait=max(1.0, min(10.0, remaining)), version=job.version)
+    return job

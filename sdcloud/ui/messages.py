@@ -134,13 +134,67 @@ def describe_error(exc: BaseException) -> str:
     return f"Unexpected error ({type(exc).__name__}); see the server log."
 
 
-def status_html(text: str, state: str = "running", phase: str = "") -> str:
-    """The status line. `state` is running | done | error | idle (a CSS class and a data attribute)."""
-    icon = {"error": "⚠ ", "done": "✔ "}.get(state, "")
+def status_html(text: str, state: str = "running", phase: str = "", job_id: str = "") -> str:
+    """The status line. `state` is running | done | error | cancelled | idle (a CSS class and a data
+    attribute). No glyph in the text: the state's marker is drawn by CSS, so nothing here needs an
+    emoji font. ``job_id`` (data-job) lets the page remember a running job across a reload."""
     attrs = f'class="sdcloud-status sdcloud-status-{html.escape(state)}" data-state="{html.escape(state)}"'
     if phase:
         attrs += f' data-phase="{html.escape(phase)}"'
-    return f"<div {attrs}>{icon}{html.escape(text)}</div>"
+    if job_id:
+        attrs += f' data-job="{html.escape(job_id)}"'
+    return f"<div {attrs}>{html.escape(text)}</div>"
+
+
+def format_duration(seconds: float) -> str:
+    """'8 s', '1 min 05 s', '1 h 02 min': short enough for the status line."""
+    total = max(0, int(round(seconds)))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def steps_done(job: Job) -> tuple[int, int]:
+    """(steps sampled, steps in all) over the whole batch count, from the server's progress."""
+    p = job.progress
+    if p.steps <= 0:
+        return 0, 0
+    n_iter = max(1, p.n_iter)
+    iteration = min(max(0, p.iteration), n_iter - 1)
+    return iteration * p.steps + min(p.step, p.steps), n_iter * p.steps
+
+
+class EtaTracker:
+    """Time left while sampling, from the rate steps were done at since the first sampling update
+    this tracker saw (steps per second measured, not guessed). Pure: the caller passes the clock."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, int, int] | None = None  # (time, steps done, steps in all)
+
+    def eta_seconds(self, job: Job, now: float) -> float | None:
+        if job.is_terminal or job.progress.phase != "sampling":
+            return None
+        done, total = steps_done(job)
+        if total <= 0:
+            return None
+        if self._start is None or self._start[2] != total or done < self._start[1]:
+            self._start = (now, done, total)  # first sight, or a new pass (hires fix): start over
+            return None
+        started, done_then, _ = self._start
+        elapsed = now - started
+        if elapsed <= 0 or done <= done_then:
+            return None
+        rate = (done - done_then) / elapsed
+        return (total - done) / rate
+
+    def text(self, job: Job, now: float) -> str:
+        """' · ETA 12 s' or '' when it cannot be told yet."""
+        eta = self.eta_seconds(job, now)
+        return "" if eta is None else f" · ETA {format_duration(eta)}"
 
 
 def error_html(exc: BaseException) -> str:

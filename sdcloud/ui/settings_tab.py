@@ -1,7 +1,8 @@
 """The Settings tab: API URL + API key (password field), Save, Test connection.
 
 The key field always starts empty and is cleared after saving: the key is never sent back to the
-browser, only whether one is saved ("key saved").
+browser, only where it comes from ("key saved", "key given at start-up (not saved)", "no API key").
+Save says exactly what it did to the key: saved, unchanged or cleared.
 """
 
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class SettingsTab:
     status: Any
     save_button: Any
     test_button: Any
+    clear_button: Any = None
 
 
 def build_settings_tab(
@@ -62,6 +64,7 @@ def build_settings_tab(
         with gr.Row():
             save_button = gr.Button("Save", variant="primary", elem_id=eid("save"))
             test_button = gr.Button("Test connection", elem_id=eid("test"))
+            clear_button = gr.Button("Remove saved key", elem_id=eid("clear_key"))
         status = gr.HTML(status_html(f"Settings file: {settings_store.path}", "idle"), elem_id=eid("status"))
 
     def on_save(url, key):
@@ -71,9 +74,15 @@ def build_settings_tab(
 
     save_button.click(on_save, inputs=[api_url, api_key], outputs=[status, api_key, saved])
 
+    def on_clear(url):
+        result = save_connection(settings_store, url, None, clear_key=True)
+        return result.message, compat.update(value=""), result.key_status
+
+    clear_button.click(on_clear, inputs=[api_url], outputs=[status, api_key, saved])
+
     def on_test(url, key):
         return check_connection(settings_store, url, key, client_factory)
 
     test_button.click(on_test, inputs=[api_url, api_key], outputs=[status])
 
-    return SettingsTab(api_url, api_key, saved, status, save_button, test_button)
+    return SettingsTab(api_url, api_key, saved, status, save_button, test_button, clear_button)

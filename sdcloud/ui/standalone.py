@@ -18,7 +18,8 @@ from .style import CSS
 def build_standalone(store: SettingsStore, outputs_dir: str | Path | None = None) -> gr.Blocks:
     """A ready-to-launch Blocks: Generate, Jobs, Settings; clients follow the saved settings."""
     get_client = ClientProvider(store)
-    with gr.Blocks(title="SD Cloud", css=CSS, analytics_enabled=False) as demo:
+    # the local theme: gradio's stock ones make the page ask fonts.googleapis.com for fonts
+    with gr.Blocks(title="SD Cloud", css=CSS, analytics_enabled=False, theme=compat.local_theme()) as demo:
         gr.Markdown(f"## SD Cloud <small>v{__version__}</small>", elem_id="sdcloud_title")
         with gr.Tabs(elem_id="sdcloud_tabs"):
             with gr.Tab("Generate", elem_id="sdcloud_tab_generate"):

@@ -104,7 +104,8 @@ def test_generate_handler_streams_progress_then_images_and_infotext(tmp_path: Pa
     assert "Submitting" in statuses[0]
     assert any("Loading model" in s for s in statuses)
     assert any("Sampling: step 5/20 (25%)" in s for s in statuses)
-    status, gallery, infotext, job_id, infotexts, seeds, seed = outputs[-1]
+    status, gallery, infotext, job_id, infotexts, seeds, seed, preview, button = outputs[-1]
+    assert preview == "" and button["interactive"] is True  # Generate is enabled again at the end
     assert "Done: 2 images" in status and 'data-state="done"' in status
     assert job_id == "job-1" and seed == 1234 and seeds == [1234, 1235]
     assert len(gallery) == 2 and all(Path(p).is_file() for p in gallery)
@@ -217,7 +218,7 @@ def test_interrupt_says_cancelling_before_asking_and_leaves_the_outcome_to_the_g
         ({"batch_size": 9}, "Batch size must be between 1 and 8 (got 9)"),
         ({"n_iter": 33}, "Batch count must be between 1 and 32 (got 33)"),
         ({"cfg_scale": 31}, "CFG Scale must be between 0 and 30 (got 31)"),
-        ({"seed": 1.5}, "Seed must be a whole number"),
+        ({"seed": 1.5}, "Seed must be -1 (random) or a whole number from 0 to 4294967295 (got 1.5)"),
         ({"sampler_name": "Foo"}, "Sampling method 'Foo' is not supported"),
         ({"schedule_type": "Bar"}, "Schedule type 'Bar' is not supported"),
         (

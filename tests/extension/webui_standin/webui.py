@@ -127,6 +127,9 @@ def start(extension_dirs: list[str], *, nowebui: bool = True) -> WebUI:
 
     tabs: dict[str, Tab] = {}
     settings_components: dict[str, Any] = {}
+    # A1111's create_ui asks the extensions for their tabs before it opens the main Blocks, and
+    # renders each one inside it: an extension's Blocks is built on its own, not nested.
+    ui_tabs = script_callbacks.ui_tabs_callback()
     with gr.Blocks(analytics_enabled=False) as demo:
         with gr.Tab("txt2img"):
             scripts.scripts_txt2img = scripts.scripts_current = None
@@ -142,12 +145,12 @@ def start(extension_dirs: list[str], *, nowebui: bool = True) -> WebUI:
                 if info.section is None or info.do_not_save and info.component is None:
                     continue
                 settings_components[key] = _setting_component(key, info)
-        ui_tabs = script_callbacks.ui_tabs_callback()
         for interface, label, ifid in ui_tabs:
             with gr.Tab(label, id=ifid, elem_id=f"tab_{ifid}"):
                 interface.render()
-    for name, tab in tabs.items():
-        infotext_utils.add_paste_fields(name, None, tab.paste_fields)
+        for name, tab in tabs.items():
+            infotext_utils.add_paste_fields(name, None, tab.paste_fields)
+        infotext_utils.connect_paste_params_buttons()  # in the demo, after every tab, as the WebUI does
     shared.demo = None if nowebui else demo
 
     app = FastAPI()

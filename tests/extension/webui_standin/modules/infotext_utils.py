@@ -14,8 +14,26 @@ re_param_code = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 re_param = re.compile(re_param_code)
 re_imagesize = re.compile(r"^(\d+)x(\d+)$")
 type_of_gr_update = type(gr.update())
+_GRADIO_4 = int(gr.__version__.split(".", 1)[0]) >= 4
+
+
+
+class ParamBinding:
+    """A "Send to <tab>" button an extension registers; the WebUI wires it once its UI is built."""
+
+    def __init__(self, paste_button, tabname, source_text_component=None, source_image_component=None,
+                 source_tabname=None, override_settings_component=None, paste_field_names=None):
+        self.paste_button = paste_button
+        self.tabname = tabname
+        self.source_text_component = source_text_component
+        self.source_image_component = source_image_component
+        self.source_tabname = source_tabname
+        self.override_settings_component = override_settings_component
+        self.paste_field_names = paste_field_names or []
+
 
 paste_fields: dict[str, dict] = {}
+registered_param_bindings: list[ParamBinding] = []
 
 
 def quote(text):
@@ -107,6 +125,25 @@ def _paste_values(paste_fields, prompt):
             except Exception:
                 res.append(gr.update())
     return res
+
+
+def register_paste_params_button(binding: ParamBinding):
+    registered_param_bindings.append(binding)
+
+
+def connect_paste_params_buttons():
+    """As the WebUI does after building every tab (extension tabs included): a binding with a
+    source text pastes that infotext into the target tab's registered fields, then the page
+    switches to that tab (the WebUI's own `switch_to_<tab>` JavaScript)."""
+    for binding in registered_param_bindings:
+        if binding.tabname not in paste_fields:
+            continue
+        fields = paste_fields[binding.tabname]["fields"]
+        override = binding.override_settings_component or paste_fields[binding.tabname]["override_settings_component"]
+        if binding.source_text_component is not None and fields is not None:
+            connect_paste(binding.paste_button, fields, binding.source_text_component, override, binding.tabname)
+        js = {"js" if _GRADIO_4 else "_js": f"switch_to_{binding.tabname}"}  # gradio 4 renamed it
+        binding.paste_button.click(fn=None, inputs=None, outputs=None, show_progress=False, **js)
 
 
 def connect_paste(button, paste_fields, input_comp, override_settings_component, tabname):
