@@ -283,6 +283,9 @@ def build_aws(
         events,
         invocation_timeout_s=settings.invocation_timeout_s,
         request_ttl_s=settings.request_ttl_s,
+        # In Lambda the process freezes after each response: real-time jobs go to their own function.
+        lambda_client=clients.lambda_,
+        realtime_function=settings.realtime_function_name,
     )
     catalog = BucketModelCatalog(blobs, settings.blob_bucket)
     services = Services(

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     success_topic_arn: str | None = Field(None, description="SNS topic of async successes")
     error_topic_arn: str | None = Field(None, description="SNS topic of async errors")
     sagemaker_image_uri: str | None = Field(None, description="engine image used when a create names none")
+    realtime_function_name: str | None = Field(
+        None,
+        max_length=170,
+        description="Lambda function that runs jobs of real-time endpoints (the stack's RealtimeFunction); "
+        "unset: a worker thread of this process runs them (a long-running server, not Lambda)",
+    )
 
     admin_user: str = "admin"
     log_level: str = "info"

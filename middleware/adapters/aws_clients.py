@@ -3,7 +3,8 @@
 A Lambda cold start pays for every client it makes (botocore loads and parses the service's
 model: tens of milliseconds each), and most invocations need only DynamoDB and S3. The endpoint
 admin's SageMaker, Application Auto Scaling and CloudWatch clients, SageMaker runtime and Secrets
-Manager are made only when a request actually calls them.
+Manager are made only when a request actually calls them, and Lambda only when a real-time job
+is handed to the real-time function.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class AwsClients:
         self.autoscaling = self._lazy("application-autoscaling")
         self.cloudwatch = self._lazy("cloudwatch")
         self.secretsmanager = self._lazy("secretsmanager")
+        # Hands real-time jobs to their own function (an Event invocation answers at once).
+        self.lambda_ = self._lazy("lambda")
 
     def _lazy(self, service: str, endpoint_url: str | None = None, **config: Any) -> LazyClient:
         def make() -> Any:

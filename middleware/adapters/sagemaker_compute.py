@@ -5,8 +5,11 @@ InferenceId=<job id>)``: SageMaker queues the job, the container reads the docum
 images and ``result.json`` under ``output.prefix`` and SageMaker's SNS notification reaches the
 completion handler (another Lambda). What the invoke returned (OutputLocation, FailureLocation) is
 kept in ``jobs/<id>/invocation.json`` for that handler. A real-time endpoint blocks for the whole
-job, so it is invoked on a worker thread and its answer goes to the same ``JobEvents`` completion
-as local mode.
+job, so it runs apart from the request that submitted it and its answer goes to the same
+``JobEvents`` completion as local mode. In a long-running process that is a worker thread; in AWS
+Lambda, which freezes the process once the HTTP response is sent, it is an asynchronous
+(``InvocationType="Event"``) invocation of the real-time function (``realtime_function``), whose
+handler (``lambda_realtime_handler``) runs the job to its end.
 
 SageMaker has no call to reach a running async job, so cancel and skip are the job-scoped markers
 ``<output.prefix>cancel`` / ``<output.prefix>skip`` in the bucket, which the container reads between
@@ -50,6 +53,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _NOT_FOUND_HINTS = ("could not find", "not found", "does not exist")
 _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable"}
+
+
+REALTIME_EVENT = "realtime-job"  # the "sdcloud" marker of the real-time function's events
 
 
 def invocation_key(job_id: str) -> str:
@@ -186,9 +192,61 @@ def _explain(exc: Exception, action: str, endpoint: str) -> str:
     return f"{action} on {endpoint!r} failed: {exc}"
 
 
+def _explain_lambda(exc: Exception, function: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    what = f"the real-time job could not be handed to Lambda function {function!r}"
+    if isinstance(exc, ClientError):
+        code, message = _error_parts(exc)
+        if code in _THROTTLED:
+            return f"{what}: Lambda is throttling invocations even after retries; try again shortly"
+        if code in ("AccessDeniedException", "AccessDenied"):
+            return f"{what}: this deployment's role may not call lambda:InvokeFunction on it: {message}"
+        return f"{what} ({code}): {message}"
+    if isinstance(exc, BotoCoreError):
+        return f"{what}: Lambda could not be reached: {exc}"
+    return f"{what}: {exc}"
+
+
 def _check_inference_id(job_id: str) -> None:
     if not 1 <= len(job_id) <= MAX_INFERENCE_ID or not job_id.isprintable():
         raise ValueError(f"a SageMaker InferenceId must be 1 to {MAX_INFERENCE_ID} printable characters")
+
+
+# --- the real-time function's event --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RealtimeJob:
+    """What the real-time function is asked to run: a job, its request document, and the SD Cloud
+    name of its endpoint (resolved again there, so a removed endpoint fails the job cleanly)."""
+
+    job_id: str
+    request_key: str
+    endpoint: str
+
+    def payload(self) -> dict[str, str]:
+        return {"sdcloud": REALTIME_EVENT, "job_id": self.job_id, "request_key": self.request_key,
+                "endpoint": self.endpoint}  # fmt: skip
+
+    @classmethod
+    def from_event(cls, event: Any) -> RealtimeJob:
+        """The job an event names; ValueError saying what is wrong with any other event."""
+        if not isinstance(event, dict) or event.get("sdcloud") != REALTIME_EVENT:
+            raise ValueError(f'not an SD Cloud real-time job event (no "sdcloud": "{REALTIME_EVENT}")')
+        fields: dict[str, str] = {}
+        for field in ("job_id", "request_key", "endpoint"):
+            value = event.get(field)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"the event's {field!r} must be a non-empty string")
+            fields[field] = value
+        _check_inference_id(fields["job_id"])
+        if not _NAME.match(fields["endpoint"]):
+            raise ValueError("the event's 'endpoint' is not an endpoint name")
+        # Only the job's own documents: an event cannot make the function read another key.
+        if not fields["request_key"].startswith(output_prefix(fields["job_id"])):
+            raise ValueError("the event's 'request_key' is not under its job's own prefix")
+        return cls(**fields)
 
 
 # --- the Compute --------------------------------------------------------------------------------
@@ -208,21 +266,29 @@ class SageMakerCompute:
         request_ttl_s: int = 21600,
         status_cache_s: float = 15.0,
         realtime_workers: int = 4,
+        lambda_client: Any = None,
+        realtime_function: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """``runtime`` is a ``sagemaker-runtime`` client, ``sagemaker`` a ``sagemaker`` one (for
         describe_endpoint), both built with botocore's standard retry mode, which retries
-        throttling. ``blobs`` is the store on ``bucket`` that the endpoints read and write."""
+        throttling. ``blobs`` is the store on ``bucket`` that the endpoints read and write.
+        With ``realtime_function`` (a Lambda function name, SDCLOUD_REALTIME_FUNCTION_NAME), a
+        real-time job is handed to that function through ``lambda_client`` instead of a thread."""
         check_invocation_limits(invocation_timeout_s, request_ttl_s)
         if not bucket:
             raise ValueError("the bucket of the job documents is needed (SDCLOUD_BLOB_BUCKET)")
+        if realtime_function and lambda_client is None:
+            raise ValueError("a Lambda client is needed to hand real-time jobs to " + repr(realtime_function))
         self._runtime = runtime
         self._sagemaker = sagemaker
         self._blobs = blobs
         self._bucket = bucket
         self._directory = directory
         self._events = events
+        self._lambda = lambda_client
+        self._realtime_function = realtime_function or None
         self._invocation_timeout = int(invocation_timeout_s)
         self._request_ttl = int(request_ttl_s)
         self._status_cache = status_cache_s
@@ -238,8 +304,11 @@ class SageMakerCompute:
         name, target = self._target(endpoint)
         _check_inference_id(job_id)
         if target.kind == "realtime":
-            # Blocks for the whole job: off the API's thread, reported through JobEvents.
-            self._pool.submit(self._run_realtime, job_id, request_key, name, target)
+            # Blocks for the whole job: off the API's request, reported through JobEvents.
+            if self._realtime_function:
+                self._hand_to_function(RealtimeJob(job_id, request_key, name))
+            else:
+                self._pool.submit(self._run_realtime, job_id, request_key, name, target)
             return
         self._invoke_async(job_id, request_key, name, target)
 
@@ -314,6 +383,51 @@ class SageMakerCompute:
             log.warning("job %s: could not keep its invocation record", job_id, exc_info=True)
 
     # -- real-time ---------------------------------------------------------------------------------
+
+    def _hand_to_function(self, job: RealtimeJob) -> None:
+        """Queue the job for the real-time function. Lambda keeps an Event invocation (and
+        retries it) independently of this process, which may be frozen as soon as it answers."""
+        function = str(self._realtime_function)
+        try:
+            answer = self._lambda.invoke(
+                FunctionName=function, InvocationType="Event", Payload=json.dumps(job.payload()).encode()
+            )
+        except Exception as exc:  # noqa: BLE001 - every botocore failure becomes a readable refusal
+            raise SageMakerRefused(_explain_lambda(exc, function)) from None
+        status = answer.get("StatusCode")
+        if status != 202:  # Lambda answers 202 when it has queued an Event invocation
+            raise SageMakerRefused(
+                f"Lambda did not queue the real-time job for function {function!r} (status {status})"
+            )
+
+    def lambda_realtime_handler(self, event: Any, context: Any = None) -> dict[str, Any]:
+        """The real-time function's handler: run the job an Event invocation names, to its end.
+
+        A malformed event is logged and answered, never raised: Lambda would retry it and then
+        dead-letter it, and no retry makes it well-formed. A job that already ran (a retried or
+        duplicated delivery) is left alone by ``job_started``. Only a failure to report the job's
+        end raises, so Lambda retries it."""
+        try:
+            job = RealtimeJob.from_event(event)
+        except ValueError as exc:
+            log.warning("real-time function: ignoring an event: %s", exc)
+            return {"handled": False, "reason": str(exc)}
+        try:
+            target = self._directory.resolve(job.endpoint)
+        except Exception as exc:  # noqa: BLE001 - the job ends with the reason instead of hanging
+            log.warning("job %s: endpoint %r could not be looked up", job.job_id, job.endpoint, exc_info=True)
+            self._events.job_failed(
+                job.job_id, "endpoint_lookup_failed", f"endpoint {job.endpoint!r} could not be looked up: {exc}"
+            )
+            return {"handled": True, "job_id": job.job_id}
+        if target is None or target.kind != "realtime":
+            shown = "is no longer configured" if target is None else "is no longer a real-time endpoint"
+            self._events.job_failed(
+                job.job_id, "endpoint_not_configured", f"endpoint {job.endpoint!r} {shown}; generate again"
+            )
+            return {"handled": True, "job_id": job.job_id}
+        self._run_realtime(job.job_id, job.request_key, job.endpoint, target)
+        return {"handled": True, "job_id": job.job_id}
 
     def _run_realtime(self, job_id: str, request_key: str, name: str, target: SageMakerTarget) -> None:
         try:

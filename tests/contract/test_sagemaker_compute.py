@@ -1,6 +1,7 @@
 """SageMakerCompute against a real moto_server (SageMaker control plane, sagemaker-runtime, S3),
 with botocore's Stubber where moto accepts anything (the exact InvokeEndpointAsync parameters,
-errors) or lacks the call's real behaviour (real-time invoke_endpoint answers)."""
+errors) or lacks the call's real behaviour (real-time invoke_endpoint answers, Lambda's invoke,
+which moto runs only in Docker)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import uuid
 
 import pytest
 from botocore.response import StreamingBody
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from middleware.adapters.inprocess_notifier import InProcessNotifier
 from middleware.adapters.sagemaker_compute import (
+    REALTIME_EVENT,
     SageMakerCompute,
     SageMakerRefused,
     SageMakerTarget,
@@ -341,3 +343,154 @@ def test_realtime_job_cancelled_before_it_ran_is_not_invoked(env):
         compute.stop()
     assert calls == []
     assert env["store"].get(job.id).status is JobStatus.CANCELLED
+
+
+# -- real-time in AWS Lambda: handed to the real-time function -------------------------------------
+
+FUNCTION = "sdcloud-realtime"
+FAST = [("fast", SageMakerTarget("sdc-rt", "realtime"))]
+
+
+def capture_payloads(lambda_client) -> list[dict]:
+    """The decoded Payload of every Invoke the client makes (the Stubber sees it as bytes)."""
+    payloads: list[dict] = []
+
+    def keep(params, **_):
+        payloads.append(json.loads(params["Payload"]))
+
+    lambda_client.meta.events.register("before-parameter-build.lambda.Invoke", keep)
+    return payloads
+
+
+def realtime_answer(job_id: str) -> dict:
+    return {"id": job_id, "output": {"images": [{"key": jobs.image_key(job_id, 0)}]},
+            "parameters": {"steps": 4}, "info": "{}", "interrupted": False}  # fmt: skip
+
+
+def test_with_a_realtime_function_the_job_is_handed_to_it_and_runs_there_to_the_end(env):
+    lam = _offline_client("lambda")
+    api_runtime = _offline_client("sagemaker-runtime")
+    api_side = compute_for(env, FAST, runtime=api_runtime, lambda_client=lam, realtime_function=FUNCTION)
+    job = queued_job(env["store"], env["blobs"], endpoint="fast")
+    payloads = capture_payloads(lam)
+    not_on_the_api_side = count_calls(api_runtime, "InvokeEndpoint")
+    with Stubber(lam) as stub:
+        stub.add_response(
+            "invoke",
+            {"StatusCode": 202},
+            {"FunctionName": FUNCTION, "InvocationType": "Event", "Payload": ANY},
+        )
+        api_side.submit(job.id, jobs.request_key(job.id), endpoint="fast")
+        api_side.stop()
+        stub.assert_no_pending_responses()
+    assert payloads == [
+        {"sdcloud": REALTIME_EVENT, "job_id": job.id, "request_key": jobs.request_key(job.id), "endpoint": "fast"}
+    ]
+    assert not_on_the_api_side == []
+    assert env["store"].get(job.id).status is JobStatus.QUEUED
+
+    # The real-time function's cold start builds its own compute; the event is what Lambda delivers.
+    runtime = _offline_client("sagemaker-runtime")
+    function_side = compute_for(env, FAST, runtime=runtime)
+    request = env["blobs"].get_bytes(jobs.request_key(job.id))
+    with Stubber(runtime) as stub:
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": _body(realtime_answer(job.id)), "ContentType": "application/json"},
+            {"EndpointName": "sdc-rt", "Body": request, "ContentType": "application/json",
+             "Accept": "application/json", "InferenceId": job.id},  # fmt: skip
+        )
+        answer = function_side.lambda_realtime_handler(payloads[0], None)
+        stub.assert_no_pending_responses()
+    assert answer == {"handled": True, "job_id": job.id}
+    json.dumps(answer)  # Lambda serialises what the handler returns
+    done = env["store"].get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result["images"] == [{"index": 0, "key": jobs.image_key(job.id, 0)}]
+    stored = json.loads(env["blobs"].get_bytes(jobs.result_key(job.id)))
+    assert stored["id"] == job.id and stored["output"]["images"] == [{"key": jobs.image_key(job.id, 0)}]
+
+    # Lambda delivers an Event at least once: a second delivery runs nothing again.
+    again = count_calls(runtime, "InvokeEndpoint")
+    with Stubber(runtime):
+        assert function_side.lambda_realtime_handler(payloads[0], None)["handled"] is True
+    assert again == [] and env["store"].get(job.id).status is JobStatus.SUCCEEDED
+
+
+def test_a_refused_handover_is_a_readable_refusal(env):
+    lam = _offline_client("lambda")
+    compute = compute_for(env, FAST, runtime=_offline_client("sagemaker-runtime"), lambda_client=lam,
+                          realtime_function=FUNCTION)  # fmt: skip
+    job = queued_job(env["store"], env["blobs"], endpoint="fast")
+    with Stubber(lam) as stub:
+        stub.add_client_error("invoke", "AccessDeniedException", "not authorized to perform lambda:InvokeFunction", 403)
+        stub.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
+        stub.add_client_error("invoke", "ResourceNotFoundException", "Function not found: sdcloud-realtime", 404)
+        stub.add_response("invoke", {"StatusCode": 200})
+        with pytest.raises(SageMakerRefused, match="role may not call lambda:InvokeFunction") as refused:
+            compute.submit(job.id, jobs.request_key(job.id), endpoint="fast")
+        with pytest.raises(SageMakerRefused, match="throttling invocations.*try again"):
+            compute.submit(job.id, jobs.request_key(job.id), endpoint="fast")
+        with pytest.raises(SageMakerRefused, match=r"'sdcloud-realtime' \(ResourceNotFoundException\): Function not found"):
+            compute.submit(job.id, jobs.request_key(job.id), endpoint="fast")
+        with pytest.raises(SageMakerRefused, match="did not queue.*status 200"):
+            compute.submit(job.id, jobs.request_key(job.id), endpoint="fast")
+        stub.assert_no_pending_responses()
+    assert "Traceback" not in str(refused.value)
+    assert env["store"].get(job.id).status is JobStatus.QUEUED  # the service fails it as submit_failed
+
+
+def test_a_realtime_function_needs_a_lambda_client(env):
+    with pytest.raises(ValueError, match="Lambda client is needed"):
+        compute_for(env, FAST, realtime_function=FUNCTION)
+
+
+def _event(job: jobs.Job, **changes) -> dict:
+    event = {"sdcloud": REALTIME_EVENT, "job_id": job.id, "request_key": jobs.request_key(job.id), "endpoint": "fast"}
+    event.update(changes)
+    return {k: v for k, v in event.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("make_event", "reason"),
+    [
+        (lambda job: None, "not an SD Cloud real-time job event"),
+        (lambda job: [_event(job)], "not an SD Cloud real-time job event"),
+        (lambda job: {"Records": [{"Sns": {}}]}, "not an SD Cloud real-time job event"),
+        (lambda job: _event(job, sdcloud="async-job"), "not an SD Cloud real-time job event"),
+        (lambda job: _event(job, job_id=7), "'job_id' must be a non-empty string"),
+        (lambda job: {k: v for k, v in _event(job).items() if k != "request_key"}, "'request_key' must be"),
+        (lambda job: _event(job, endpoint=""), "'endpoint' must be a non-empty string"),
+        (lambda job: _event(job, endpoint="../x"), "'endpoint' is not an endpoint name"),
+        (lambda job: _event(job, job_id="x" * 65), "InferenceId must be 1 to 64"),
+        (lambda job: _event(job, request_key="models/" + "0" * 64), "not under its job's own prefix"),
+    ],
+)
+def test_the_realtime_handler_ignores_a_malformed_event(env, make_event, reason):
+    runtime = _offline_client("sagemaker-runtime")
+    compute = compute_for(env, FAST, runtime=runtime)
+    job = queued_job(env["store"], env["blobs"], endpoint="fast")
+    calls = count_calls(runtime, "InvokeEndpoint")
+    with Stubber(runtime):
+        answer = compute.lambda_realtime_handler(make_event(job), None)
+    assert answer["handled"] is False and reason in answer["reason"]
+    json.dumps(answer)
+    assert calls == []
+    assert env["store"].get(job.id).status is JobStatus.QUEUED
+
+
+def test_the_realtime_handler_fails_a_job_whose_endpoint_is_gone(env):
+    runtime = _offline_client("sagemaker-runtime")
+    # Since the submit, "fast" was removed and "slow" became an async endpoint.
+    compute = compute_for(env, [("slow", SageMakerTarget("sdc-async", "async"))], runtime=runtime)
+    gone = queued_job(env["store"], env["blobs"], endpoint="fast")
+    now_async = queued_job(env["store"], env["blobs"], endpoint="slow")
+    calls = count_calls(runtime, "InvokeEndpoint")
+    with Stubber(runtime):
+        assert compute.lambda_realtime_handler(_event(gone), None) == {"handled": True, "job_id": gone.id}
+        compute.lambda_realtime_handler(_event(now_async, endpoint="slow"), None)
+    assert calls == []
+    for job, words in ((gone, "is no longer configured"), (now_async, "is no longer a real-time endpoint")):
+        failed = env["store"].get(job.id)
+        assert failed.status is JobStatus.FAILED
+        assert failed.error.code == "endpoint_not_configured" and words in failed.error.message

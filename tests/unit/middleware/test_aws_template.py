@@ -112,6 +112,7 @@ FUNCTIONS = {
     "NotificationFunction": "middleware.entrypoints.lambda_sns.handler",
     "EndpointStateFunction": "middleware.entrypoints.lambda_endpoint_state.handler",
     "SweeperFunction": "middleware.entrypoints.lambda_sweeper.handler",
+    "RealtimeFunction": "middleware.entrypoints.lambda_realtime.handler",
 }
 # The only actions granted on Resource "*", each because AWS offers no resource to name.
 STAR_RESOURCE_ACTIONS = {
@@ -224,7 +225,9 @@ def test_each_sns_subscription_has_a_dead_letter_queue_that_lets_sns_in():
 
 
 def test_event_rules_route_endpoint_state_changes_and_a_minute_sweep():
-    events = {name: f["Properties"]["Events"] for name, f in functions().items()}
+    # The real-time function has no event source: the API invokes it.
+    events = {name: f["Properties"].get("Events") for name, f in functions().items()}
+    assert events["RealtimeFunction"] is None
     (state,) = events["EndpointStateFunction"].values()
     assert state["Type"] == "EventBridgeRule"
     assert state["Properties"]["Pattern"]["detail-type"] == ["SageMaker Endpoint State Change"]
@@ -232,6 +235,34 @@ def test_event_rules_route_endpoint_state_changes_and_a_minute_sweep():
     assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == "rate(1 minute)"
     (api,) = events["ApiFunction"].values()
     assert api["Properties"]["Path"] == "/{proxy+}" and api["Properties"]["Method"] == "ANY"
+
+
+def role_of(function: str) -> str:
+    return functions()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def test_every_event_function_dead_letters_what_lambda_could_not_deliver():
+    """Each function Lambda invokes asynchronously (all but the API's) keeps its failed events."""
+    dlq = {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+    for name, function in functions().items():
+        if name == "ApiFunction":
+            continue
+        assert function["Properties"]["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": dlq}, name
+        sends = [s for h, s in statements() if h == role_of(name) and "sqs:SendMessage" in as_list(s["Action"])]
+        assert [s["Resource"] for s in sends] == [dlq], name
+
+
+def test_the_api_hands_realtime_jobs_to_the_realtime_function_only():
+    api = functions()["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api["SDCLOUD_REALTIME_FUNCTION_NAME"] == {"Ref": "RealtimeFunction"}
+    invokes = [(h, s) for h, s in statements() if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
+    assert [(h, s["Action"], s["Resource"]) for h, s in invokes] == [
+        ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["RealtimeFunction", "Arn"]})
+    ]
+    # SageMaker cuts a real-time invocation at 60 s; the function has time left to end the job.
+    assert 60 < functions()["RealtimeFunction"]["Properties"]["Timeout"] <= 900
+    invokers = {h for h, s in statements() if "sagemaker:InvokeEndpoint" in as_list(s["Action"])}
+    assert invokers == {role_of("ApiFunction"), role_of("RealtimeFunction")}
 
 
 def test_the_api_is_throttled_and_access_logged():

@@ -1,14 +1,20 @@
 """The Lambda-facing shapes: the scheduled sweep's summary, and the test stand-ins' conversions
 (SNS → HTTP into SNS → Lambda, HTTP into API Gateway proxy events) checked against the recorded
-samples in tests/events/, so the e2e test feeds the handlers what AWS would."""
+samples in tests/events/, so the e2e test feeds the handlers what AWS would; and the real-time
+function's entry point, built from the environment the stack gives it."""
 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
+import sys
 from pathlib import Path
 
-from middleware.domain.job import JobStatus
+import pytest
+from botocore.stub import ANY, Stubber
+
+from middleware.domain.job import JobStatus, request_key
 from middleware.services.async_notifications import parse_record
 from middleware.services.job_events import JobEventHandler
 from middleware.services.scheduled_sweep import sweep_summary
@@ -82,3 +88,52 @@ def test_a_proxy_answer_becomes_the_http_response():
     assert ("set-cookie", "a=1") in headers and ("set-cookie", "b=2") in headers
     assert ("content-type", "application/json") in headers
     assert response_parts({"statusCode": 200, "body": base64.b64encode(b"\x00").decode(), "isBase64Encoded": True})[2] == b"\x00"
+
+
+# Nothing listens on this port: a call that escaped the Stubber fails instead of reaching AWS.
+UNREACHABLE = "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def stack_environment(monkeypatch):
+    """What template.yaml gives a function (Globals plus its own variables), with no AWS behind it."""
+    import middleware.bootstrap as bootstrap
+
+    variables = {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "SDCLOUD_MODE": "aws", "SDCLOUD_AWS_REGION": "us-east-1", "SDCLOUD_AWS_ENDPOINT_URL": UNREACHABLE,
+        "SDCLOUD_JOBS_TABLE": "sdcloud-jobs", "SDCLOUD_USERS_TABLE": "sdcloud-users",
+        "SDCLOUD_API_KEYS_TABLE": "sdcloud-api-keys", "SDCLOUD_BLOB_BUCKET": "sdcloud-blobs",
+        "SDCLOUD_SAGEMAKER_ENDPOINTS": "fast=realtime:sdc-rt",
+    }  # fmt: skip
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(bootstrap, "_AWS_RUNTIME", None)
+    monkeypatch.delitem(sys.modules, "middleware.entrypoints.lambda_realtime", raising=False)
+    yield bootstrap
+    bootstrap._AWS_RUNTIME = None  # noqa: SLF001 - the next test builds its own
+    sys.modules.pop("middleware.entrypoints.lambda_realtime", None)
+
+
+def test_the_realtime_entry_point_builds_at_import_and_ignores_a_stray_event(stack_environment):
+    entry = importlib.import_module("middleware.entrypoints.lambda_realtime")  # the cold start
+    answer = entry.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    assert answer["handled"] is False and "not an SD Cloud real-time job event" in answer["reason"]
+    json.dumps(answer)
+
+
+def test_an_api_given_the_realtime_function_hands_realtime_jobs_to_it(stack_environment, monkeypatch):
+    monkeypatch.setenv("SDCLOUD_REALTIME_FUNCTION_NAME", "sdcloud-realtime")
+    compute = stack_environment.aws_runtime(provision_admin=False).compute
+    lam = compute._lambda  # noqa: SLF001 - the clients the settings wired in
+    sagemaker = compute._sagemaker  # noqa: SLF001
+    with Stubber(lam) as invoked, Stubber(sagemaker) as listed:
+        # The directory lists the endpoints created through the API after those of the settings.
+        listed.add_response("list_endpoint_configs", {"EndpointConfigs": []}, {})
+        invoked.add_response(
+            "invoke", {"StatusCode": 202},
+            {"FunctionName": "sdcloud-realtime", "InvocationType": "Event", "Payload": ANY},
+        )  # fmt: skip
+        compute.submit("job-1", request_key("job-1"), endpoint="fast")
+        compute.stop()
+        invoked.assert_no_pending_responses()
