@@ -20,11 +20,7 @@ from tests.support import moto_server as moto
 
 @pytest.fixture(scope="session")
 def moto_url():
-    reason = moto.unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"AWS adapters need moto's server: {reason}")
-    with moto.moto_server() as url:
-        yield url
+    yield from moto.serve_or_skip("AWS adapters")
 
 
 @pytest.fixture(scope="session")

@@ -33,11 +33,7 @@ LONG = {"prompt": "a red fox in snow", "steps": 150, "n_iter": 32, "width": 64, 
 
 @pytest.fixture(scope="module")
 def moto_url():
-    reason = moto.unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"AWS mode needs moto's server: {reason}")
-    with moto.moto_server() as url:
-        yield url
+    yield from moto.serve_or_skip("AWS mode")
 
 
 @pytest.fixture(scope="module")

@@ -80,3 +80,15 @@ def moto_server(startup_s: float = 60.0) -> Iterator[str]:
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+def serve_or_skip(what: str) -> Iterator[str]:
+    """For a fixture: ``yield from serve_or_skip("the S3 adapters")`` yields a moto server's URL,
+    or skips the tests that need it, saying why."""
+    import pytest
+
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"{what} needs moto's server: {reason}")
+    with moto_server() as url:
+        yield url

@@ -200,11 +200,7 @@ def test_destroy_without_purge_deletes_the_stack_and_lists_what_it_kept(cfn, cap
 
 @pytest.fixture(scope="module")
 def moto_url():
-    reason = moto.unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"the purge test needs moto's server: {reason}")
-    with moto.moto_server() as url:
-        yield url
+    yield from moto.serve_or_skip("the purge test")
 
 
 def test_purge_deletes_the_retained_tables_bucket_with_its_objects_and_the_secret(moto_url, monkeypatch):

@@ -30,11 +30,7 @@ from tools.local_processes import free_port
 
 @pytest.fixture(scope="module")
 def moto_url():
-    reason = moto.unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"the S3 adapters need moto's server: {reason}")
-    with moto.moto_server() as url:
-        yield url
+    yield from moto.serve_or_skip("the S3 adapters")
 
 
 @pytest.fixture
