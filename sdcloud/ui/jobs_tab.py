@@ -67,8 +67,8 @@ def build_jobs_tab(
 
     with gr.Row():
         refresh = gr.Button("Refresh", elem_id=eid("refresh"), size="sm", scale=0, min_width=90)
-        newer = gr.Button("◀ Newer", elem_id=eid("newer"), size="sm", scale=0, min_width=90)
-        older = gr.Button("Older ▶", elem_id=eid("older"), size="sm", scale=0, min_width=90)
+        newer = gr.Button("Newer", elem_id=eid("newer"), size="sm", scale=0, min_width=90)
+        older = gr.Button("Older", elem_id=eid("older"), size="sm", scale=0, min_width=90)
         status = gr.HTML(status_html("", "idle"), elem_id=eid("status"))
     thumbs = gr.Gallery(
         label="Recent images",
