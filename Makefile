@@ -50,6 +50,7 @@ bench: envs
 	$(VENV)/bin/python benchmarks/container_overhead.py
 	$(VENV)/bin/python benchmarks/middleware_path.py
 	$(VENV)/bin/python benchmarks/aws_path.py
+	$(VENV)/bin/python benchmarks/model_upload.py
 
 ## contract: regenerate the generation contract and its copies in every deployable (after changing
 ## inference_container/engine/policy.py, the sampler catalog or tools/contract/generation_contract.py)

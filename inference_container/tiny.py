@@ -40,6 +40,7 @@ _UNET_RESNET_NAMES = {
     "conv2": "out_layers.3",
     "conv_shortcut": "skip_connection",
 }
+UNET_RESNET_NAMES = _UNET_RESNET_NAMES  # public: the engine's LoRA loader names LDM layers with it
 _VAE_RESNET_NAMES = {"conv_shortcut": "nin_shortcut"}
 _VAE_ATTENTION_NAMES = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
 
@@ -163,6 +164,9 @@ def _rename_inner(rest: str, names: Mapping[str, str]) -> str:
         if rest == old or rest.startswith(old + "."):
             return new + rest[len(old) :]
     return rest
+
+
+rename_inner = _rename_inner  # public alias, for the same reason
 
 
 def _convert(

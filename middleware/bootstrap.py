@@ -21,7 +21,9 @@ from middleware.adapters.local_compute import LocalCompute
 from middleware.adapters.local_endpoints import LocalEndpointAdmin
 from middleware.adapters.sqlite_db import SqliteDatabase
 from middleware.adapters.sqlite_jobs import SqliteJobStore
+from middleware.adapters.sqlite_models import SqliteModelLibrary
 from middleware.adapters.sqlite_users import SqliteUserStore
+from middleware.adapters.url_sources import UrlModelSource
 from middleware.api.app import create_app
 from middleware.services.async_completion import AsyncCompletion
 from middleware.services.auth import AuthService, ensure_admin
@@ -31,6 +33,8 @@ from middleware.services.catalog import CatalogService
 from middleware.services.endpoints import EndpointService
 from middleware.services.inferences import InferenceService
 from middleware.services.job_events import JobEventHandler
+from middleware.services.library_catalog import LibraryCatalog
+from middleware.services.model_library import ModelLibrary
 from middleware.services.progress_relay import ProgressRelay
 from middleware.services.recovery import RecoveryReport, recover_jobs
 from middleware.services.sweeper import JobSweeper
@@ -44,6 +48,10 @@ if TYPE_CHECKING:
     from middleware.adapters.sagemaker_compute import EndpointDirectory, SageMakerCompute
 
 log = logging.getLogger("middleware")
+
+
+# Abandoned uploads' parts are looked for hourly (on S3 a lifecycle rule does it).
+_UPLOAD_SWEEP_INTERVAL_S = 3600.0
 
 
 class _Periodic:
@@ -84,6 +92,7 @@ class LocalRuntime:
     compute: ComputeRouter
     sweeper: JobSweeper
     catalog: FolderModelCatalog
+    blobs: FolderBlobStore | None = None
     _background: list[_Periodic] = field(default_factory=list)
     recovery: RecoveryReport | None = None
 
@@ -96,8 +105,18 @@ class LocalRuntime:
         sweeper = _Periodic("sdcloud-sweeper", self.settings.sweep_interval_s, self.sweeper.sweep_once)
         sweeper.start()
         self._background.append(sweeper)
+        if self.blobs is not None:
+            uploads = _Periodic("sdcloud-upload-sweeper", _UPLOAD_SWEEP_INTERVAL_S, self._sweep_uploads)
+            uploads.start()
+            self._background.append(uploads)
         # Hash new checkpoints now rather than on the first request that names them.
         threading.Thread(target=self._warm_catalog, name="sdcloud-model-hashes", daemon=True).start()
+
+    def _sweep_uploads(self) -> None:
+        assert self.blobs is not None
+        removed = self.blobs.sweep_stale_multipart(self.settings.abandoned_upload_s)
+        if removed:
+            log.info("freed the parts of %d abandoned upload(s)", len(removed))
 
     def _warm_catalog(self) -> None:
         try:
@@ -125,6 +144,26 @@ def build_local(settings: Settings) -> LocalRuntime:
     # The inference container writes each job's outputs here too (SDCLOUD_OUTPUT_STORE=file://...).
     blobs = FolderBlobStore(data_dir / "blobs", load_or_create_secret(data_dir / "blob-signing-key"))
     catalog = FolderModelCatalog(settings.resolved_models_dir, db)
+    library_store = SqliteModelLibrary(db)
+    # The engine reads library models straight from the blob folder (SDCLOUD_MODEL_ROOTS
+    # includes <data>/blobs/models).
+    library_catalog = LibraryCatalog(
+        catalog, library_store, lambda sha256: (blobs.root / "models" / sha256).as_uri()
+    )
+    library = ModelLibrary(
+        library_store,
+        blobs,
+        blobs,
+        operator_catalog=catalog,
+        receiver=blobs,
+        source=UrlModelSource(
+            allow_private_hosts=settings.import_allow_private_hosts, allow_http=settings.import_allow_private_hosts
+        ),
+        part_bytes=settings.upload_part_bytes,
+        url_ttl_s=settings.upload_url_ttl_s,
+        max_bytes=settings.model_max_bytes,
+        allow_http_imports=settings.import_allow_private_hosts,
+    )
     notifier = InProcessNotifier()
     events = JobEventHandler(jobs, blobs, notifier, heartbeat_interval_s=settings.heartbeat_interval_s)
     # One LocalCompute, with its own workers, per configured container; the router picks by name.
@@ -152,13 +191,14 @@ def build_local(settings: Settings) -> LocalRuntime:
     services = Services(
         auth=AuthService(users, users),
         inferences=InferenceService(
-            jobs, blobs, catalog, compute, notifier, events, endpoint_names=compute.names
+            jobs, blobs, library_catalog, compute, notifier, events, endpoint_names=compute.names
         ),
         events=events,
         catalog=CatalogService(catalog, compute),
         blobs=BlobAccess(blobs, settings.signed_url_ttl_s),
         mode="local",
         endpoints=EndpointService(LocalEndpointAdmin(compute)),
+        library=library,
     )
     sweeper = JobSweeper(
         jobs,
@@ -180,6 +220,7 @@ def build_local(settings: Settings) -> LocalRuntime:
         compute=compute,
         sweeper=sweeper,
         catalog=catalog,
+        blobs=blobs,
     )
 
 
@@ -253,6 +294,7 @@ def build_aws(
     ``provision``, the first start of an installation creates the admin (``provision_aws_admin``)."""
     from middleware.adapters.aws_clients import AwsClients
     from middleware.adapters.bucket_models import BucketModelCatalog
+    from middleware.adapters.dynamodb_models import DynamoDbModelLibrary
     from middleware.adapters.polling_notifier import PollingNotifier
     from middleware.adapters.sagemaker_compute import SageMakerCompute, StaticEndpointDirectory
     from middleware.adapters.sagemaker_endpoints import (
@@ -288,12 +330,28 @@ def build_aws(
         realtime_function=settings.realtime_function_name,
     )
     catalog = BucketModelCatalog(blobs, settings.blob_bucket)
+    library_store = DynamoDbModelLibrary(clients.dynamodb, settings.models_table)
+    bucket = settings.blob_bucket
+    library_catalog = LibraryCatalog(catalog, library_store, lambda sha256: f"s3://{bucket}/models/{sha256}")
+    library = ModelLibrary(
+        library_store,
+        blobs,
+        blobs,
+        operator_catalog=catalog,
+        # No imports by URL here: an import streams for minutes on a background thread, and
+        # Lambda freezes the process once the request is answered, which would leave the import
+        # "importing" for ever. The API says so and points at the uploader instead.
+        source=None,
+        part_bytes=settings.upload_part_bytes,
+        url_ttl_s=settings.upload_url_ttl_s,
+        max_bytes=settings.model_max_bytes,
+    )
     services = Services(
         auth=AuthService(users, users),
         inferences=InferenceService(
             jobs,
             blobs,
-            catalog,
+            library_catalog,
             compute,
             notifier,
             events,
@@ -311,6 +369,7 @@ def build_aws(
             default_image=settings.sagemaker_image_uri,
             configured=compute.endpoints,
         ),
+        library=library,
     )
     sweeper = JobSweeper(
         jobs,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from middleware.domain.job import Job, JobStatus, Progress
+from middleware.domain.model_library import ModelImport, ModelRecord, Upload
 
 
 class StoreConflict(Exception):
@@ -194,6 +195,119 @@ class ModelCatalog(Protocol):
     def list(self, type: str | None = None) -> list[ModelInfo]: ...
 
     def get(self, name: str, type: str = "checkpoint") -> ModelInfo | None: ...
+
+
+@dataclass(frozen=True)
+class ReceivedPart:
+    number: int
+    size: int
+    etag: str
+
+
+@runtime_checkable
+class MultipartBlobs(Protocol):
+    """Uploads straight into the blob store in parts (model uploads). The folder store serves
+    its own signed part URLs; S3 presigns ``upload_part``."""
+
+    def start_multipart(self, key: str, upload_id: str) -> str:
+        """Begin an upload to ``key`` for the library's ``upload_id``; returns the store's
+        handle for it (the folder store uses ``upload_id``, S3 its own UploadId)."""
+
+    def part_url(self, key: str, handle: str, number: int, expires_in: int) -> str:
+        """A URL the uploader PUTs part ``number`` to (may be relative to the API base)."""
+
+    def list_parts(self, key: str, handle: str) -> list[ReceivedPart]: ...
+
+    def complete_multipart(self, key: str, handle: str, parts: list[ReceivedPart]) -> None:
+        """Assemble ``parts`` (in order) into the object at ``key``; the parts are freed."""
+
+    def abort_multipart(self, key: str, handle: str) -> None:
+        """Free every part; harmless when the upload is unknown."""
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        """Store what ``stream`` yields at ``key`` without holding it in memory (imports)."""
+
+    def move(self, source_key: str, key: str) -> None:
+        """Put the object at ``source_key`` at ``key`` instead (a rename, or a server-side copy)."""
+
+
+@runtime_checkable
+class ModelSource(Protocol):
+    """Where imports read from: https:// and s3:// URLs, with the host rules applied."""
+
+    def open(self, url: str) -> tuple[BinaryIO, int | None]:
+        """A stream of the URL's bytes and their length when the source says it; raises
+        ValueError with a reason a person can act on (refused host, HTTP status, ...)."""
+
+
+class PartSink(Protocol):
+    """One part being received (the folder store's part PUT route), written to disk as it comes."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def commit(self) -> str:
+        """Keep the part; returns its ETag (quoted, as S3 answers)."""
+
+    def discard(self) -> None: ...
+
+
+@runtime_checkable
+class PartReceiver(Protocol):
+    """A blob store that receives upload parts through the middleware (local mode)."""
+
+    def verify_part_signature(self, handle: str, number: int, expires: int, signature: str) -> bool: ...
+
+    def open_part_sink(self, handle: str, number: int) -> PartSink: ...
+
+
+@runtime_checkable
+class ModelLibraryStore(Protocol):
+    """Model records, uploads and imports (``middleware.domain.model_library``)."""
+
+    def create_model(self, record: ModelRecord) -> None:
+        """Raises StoreConflict when ``record.owner`` already has a model of that type and name."""
+
+    def get_model(self, model_id: str) -> ModelRecord | None: ...
+
+    def find_model(self, owner: str, type: str, name: str) -> ModelRecord | None: ...
+
+    def models_with_sha256(self, sha256: str) -> list[ModelRecord]: ...
+
+    def find_visible(self, viewer: str, type: str, name: str) -> list[ModelRecord]:
+        """Models of ``type`` named ``name`` that ``viewer`` owns or that are public."""
+
+    def list_models(
+        self,
+        viewer: str | None,
+        *,
+        type: str | None = None,
+        visibility: str | None = None,
+        owner: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[ModelRecord], str | None]:
+        """Models ``viewer`` may see (their own and public ones; every model when None), newest
+        first, and the cursor of the next page. Raises ValueError for a foreign cursor."""
+
+    def set_visibility(self, model_id: str, visibility: str) -> None: ...
+
+    def delete_model(self, model_id: str) -> None: ...
+
+    def create_upload(self, upload: Upload) -> tuple[Upload, bool]:
+        """Insert; when ``upload.idempotency_key`` is already used by its owner, return that
+        upload and False."""
+
+    def get_upload(self, upload_id: str) -> Upload | None: ...
+
+    def update_upload(self, previous: Upload, new: Upload) -> bool:
+        """Store ``new`` only if the stored upload still has ``previous.status``."""
+
+    def create_import(self, job: ModelImport) -> None: ...
+
+    def get_import(self, import_id: str) -> ModelImport | None: ...
+
+    def update_import(self, job: ModelImport) -> None: ...
 
 
 # --- Change notification ---------------------------------------------------------------------

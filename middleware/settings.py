@@ -90,6 +90,22 @@ class Settings(BaseSettings):
         "unset: a worker thread of this process runs them (a long-running server, not Lambda)",
     )
 
+    # --- the model library (issue 9) ---------------------------------------------------------
+    upload_part_bytes: int = Field(
+        64 * 1024 * 1024, ge=64 * 1024 * 1024, le=128 * 1024 * 1024,
+        description="model upload part size (64-128 MiB; tests pass smaller parts to the service directly)",
+    )
+    model_max_bytes: int = Field(20 * 1024**3, gt=0, description="largest model an upload or import may store")
+    abandoned_upload_s: float = Field(
+        2 * 24 * 3600, gt=0,
+        description="local mode frees the parts of an upload untouched this long (S3: the bucket's lifecycle rule)",
+    )
+    upload_url_ttl_s: int = Field(24 * 3600, ge=60, le=7 * 24 * 3600, description="life of part URLs")
+    import_allow_private_hosts: bool = Field(
+        False, description="tests only: let imports reach loopback / private hosts and plain http://"
+    )
+    models_table: str = Field("sdcloud-models", min_length=3, max_length=255, description="model library table")
+
     admin_user: str = "admin"
     log_level: str = "info"
     access_log: bool = False

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 from PIL import Image
@@ -35,7 +35,7 @@ from .errors import (
     Timeout,
     api_error_from_problem,
 )
-from .models import Endpoint, Job, ModelInfo, Page, ResultImage, ServerInfo, User
+from .records import Endpoint, Job, ModelInfo, Page, ResultImage, ServerInfo, User
 from .retrying import (
     is_repeatable,
     parse_retry_after,
@@ -220,9 +220,66 @@ class SDCloudClient:
         return Page.from_json(self._json("GET", "/v1/endpoints"), Endpoint.from_json).items
 
     def list_models(self, type: str | None = "checkpoint") -> list[ModelInfo]:
-        """The cloud's models of one type (checkpoint, lora, ...); every type with type=None."""
-        params = {"type": type} if type else None
-        return Page.from_json(self._json("GET", "/v1/models", params=params), ModelInfo.from_json).items
+        """The cloud's models of one type (checkpoint, lora, ...); every type with type=None.
+
+        Every page is fetched: callers (pickers, sync) need the whole list."""
+        return list(self.iter_models(type))
+
+    def iter_models(self, type: str | None = None, page_size: int = 200, **filters: str) -> Iterator[ModelInfo]:
+        """The caller's models and the public ones, page by page (filters: visibility, owner, q)."""
+        params: dict[str, Any] = {"limit": int(page_size), **{k: v for k, v in filters.items() if v}}
+        if type:
+            params["type"] = type
+        seen: set[str] = set()
+        while True:
+            page = Page.from_json(self._json("GET", "/v1/models", params=params), ModelInfo.from_json)
+            yield from page.items
+            # an older middleware ignores the cursor and answers the same list: stop, do not loop
+            if not page.next_cursor or not page.items or page.next_cursor in seen:
+                return
+            seen.add(page.next_cursor)
+            params["cursor"] = page.next_cursor
+
+    # ---- the model library (issue 9): uploads are driven by sdcloud.models.uploader ----------
+
+    def declare_upload(
+        self, name: str, type: str, size: int, sha256: str, visibility: str = "private"
+    ) -> dict[str, Any]:
+        """Declare a model upload: the plan (part URLs) or, for stored content, the finished record."""
+        body = {"name": name, "type": type, "size": int(size), "sha256": sha256, "visibility": visibility}
+        result: dict[str, Any] = self._json("POST", "/v1/models/uploads", body=body,
+                                            idempotency_key=uuid.uuid4().hex)
+        return result
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        """The upload's state: parts received and fresh URLs for the missing ones."""
+        result: dict[str, Any] = self._json("GET", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}")
+        return result
+
+    def complete_upload(self, upload_id: str, parts: list[dict[str, Any]]) -> ModelInfo:
+        """Ask the server to verify (size, sha256, safetensors header) and store the model."""
+        data = self._json("POST", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}/complete",
+                          body={"parts": parts}, idempotency_key=uuid.uuid4().hex)
+        return ModelInfo.from_json(_dict_of(data).get("model"))
+
+    def abort_upload(self, upload_id: str) -> None:
+        self._json("DELETE", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}")
+
+    def get_model(self, model_id: str) -> ModelInfo:
+        return ModelInfo.from_json(self._json("GET", f"/v1/models/{_model_segment(model_id)}"))
+
+    def delete_model(self, model_id: str) -> None:
+        self._json("DELETE", f"/v1/models/{_model_segment(model_id)}")
+
+    def set_model_visibility(self, model_id: str, visibility: str) -> ModelInfo:
+        if visibility not in ("private", "public"):
+            raise ValueError(f"visibility must be 'private' or 'public' (got {visibility!r})")
+        return ModelInfo.from_json(self._json(
+            "PATCH", f"/v1/models/{_model_segment(model_id)}", body={"visibility": visibility}))
+
+    def absolute_url(self, url: str) -> str:
+        """A URL the server gave (signed part / blob URL) made absolute against the API base."""
+        return urljoin(self.base_url + "/", url)
 
     # ---- endpoint admin (admins only: others get Forbidden; local mode refuses with a reason) --
 
@@ -529,6 +586,15 @@ def _segment(value: str, what: str = "job id") -> str:
     if not text or "/" in text or "?" in text or "#" in text or text in (".", ".."):
         raise ValueError(f"{what} {text!r} is not a valid id")
     return text
+
+
+def _model_segment(model_id: str) -> str:
+    """A model id as one path segment: ids may hold the model's name (spaces, colons), so quote it."""
+    return quote(_segment(model_id, "model id"), safe="")
+
+
+def _dict_of(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _name_from_url(url: str) -> str:

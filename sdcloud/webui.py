@@ -23,6 +23,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import modules.scripts as scripts
@@ -30,12 +31,21 @@ import modules.sd_models as sd_models
 from modules import images, infotext_utils, processing, script_callbacks, shared
 
 from .client import SDCloudClient
-from .errors import NotConfigured
-from .models import Job
+from .errors import NotConfigured, ValidationFailed
+from .models.local_folders import ModelFolders
+from .records import Job
 from .settings import SettingsStore, default_settings_path
 from .ui.generation import DEFAULT_GENERATION_TIMEOUT_S, JobControl, follow_job
 from .ui.messages import describe_error, progress_text
-from .webui_job import INFOTEXT_KEY, TITLE, CloudChoice, CloudRefused, build_payload, parse_infotext_value
+from .webui_job import (
+    INFOTEXT_KEY,
+    TITLE,
+    CloudChoice,
+    CloudRefused,
+    build_payload,
+    parse_infotext_value,
+    with_cloud_vae,
+)
 
 log = logging.getLogger("sdcloud.webui")
 
@@ -154,9 +164,30 @@ def build_webui_cloud_tab() -> tuple[Any, Any]:
 
     with gr.Blocks(analytics_enabled=False) as blocks:
         tab = build_cloud_tab(get_client, host_connection=HostConnection(_connection_summary, _test_connection),
-                              send_to_txt2img=_send_to_txt2img)
+                              send_to_txt2img=_send_to_txt2img, local_folders=local_model_folders)
         tab.attach_load(blocks)
     return blocks, tab
+
+
+def local_model_folders() -> ModelFolders:
+    """The WebUI's model folders as this WebUI was started (--ckpt-dir, --lora-dir, ... move them;
+    the defaults are under shared.models_path and data_path), for "Sync my local models"."""
+    opts = shared.cmd_opts
+    data = str(shared.data_path)
+    models = str(shared.models_path)
+
+    def folder(option: str, *default: str) -> str:
+        # a relative option is relative to the WebUI's data folder (where it runs from by default)
+        return os.path.join(data, str(getattr(opts, option, None) or os.path.join(*default)))
+
+    layout = {
+        "checkpoint": (folder("ckpt_dir", models, "Stable-diffusion"),),
+        "lora": (folder("lora_dir", models, "Lora"), folder("lyco_dir_backcompat", models, "LyCORIS")),
+        "embedding": (folder("embeddings_dir", data, "embeddings"),),
+        "vae": (folder("vae_dir", models, "VAE"),),
+        "controlnet": (folder("controlnet_dir", models, "ControlNet"),),
+    }
+    return ModelFolders({t: tuple(Path(d) for d in dict.fromkeys(dirs)) for t, dirs in layout.items()})
 
 
 def on_ui_tabs() -> list[tuple[Any, str, str]]:
@@ -231,13 +262,13 @@ def before_process(script: SDCloudScript, p: Any, *args: Any) -> None:
     if not choice.enabled:
         return
     if not choice.endpoint:
-        choice = CloudChoice(True, str(_opt("sdcloud_default_endpoint", "")), choice.checkpoint)
+        choice = CloudChoice(True, str(_opt("sdcloud_default_endpoint", "")), choice.checkpoint, choice.vae)
     # process_images drops an sd_model_checkpoint override it cannot find locally: keep it here
     override = str((p.override_settings or {}).get("sd_model_checkpoint") or "")
     checkpoint = choice.checkpoint or override
     p.extra_generation_params[INFOTEXT_KEY] = CloudChoice(True, choice.endpoint, checkpoint).infotext_value()
     sd_models.model_data.was_loaded_at_least_once = True  # no "failed to load" on every request
-    _current = _Takeover(script, p, CloudChoice(True, choice.endpoint, checkpoint), override)
+    _current = _Takeover(script, p, CloudChoice(True, choice.endpoint, checkpoint, choice.vae), override)
     _current.install()
 
 
@@ -320,7 +351,7 @@ def _run_in_cloud(p: Any, choice: CloudChoice, checkpoint_override: str) -> Any:
                                                      "face_restoration", "tiling", "show_progress_every_n_steps")}
     if not getattr(opts, "live_previews_enable", True):
         settings["show_progress_every_n_steps"] = 0  # the engine then makes no previews at all
-    payload = build_payload(p, task, settings, override_settings=p.override_settings)
+    payload = build_payload(p, task, settings, override_settings=with_cloud_vae(p.override_settings, choice.vae))
     state = shared.state
     if state.job_count == -1:
         state.job_count = p.n_iter
@@ -343,6 +374,10 @@ def _run_in_cloud(p: Any, choice: CloudChoice, checkpoint_override: str) -> Any:
         pictures = [client.fetch_image(image) for image in job.images]
     except (RuntimeError, CloudRefused):
         raise
+    except ValidationFailed as exc:
+        # The middleware refused what only it can check (an unknown LoRA or VAE, a checkpoint it
+        # does not have): the same message as a refusal the contract makes here, not an error.
+        raise CloudRefused(f"SD Cloud cannot run this generation — {describe_error(exc)}") from None
     except Exception as exc:  # endpoint down, key refused, ...: one readable line in the WebUI
         raise RuntimeError(f"SD Cloud: {describe_error(exc)}") from None
     return _processed(p, pictures, _infotexts(job, choice, len(pictures)), job)
@@ -405,7 +440,7 @@ def _processed(p: Any, pictures: list[Any], infotexts: list[str], job: Job | Non
 
 
 class SDCloudScript(scripts.Script):
-    """The Cloud accordion in txt2img and img2img; its args: [on/off, endpoint, checkpoint]."""
+    """The Cloud accordion in txt2img and img2img; its args: [on/off, endpoint, checkpoint, cloud VAE]."""
 
     def title(self) -> str:
         return TITLE
@@ -418,7 +453,7 @@ class SDCloudScript(scripts.Script):
 
         accordion = build_cloud_accordion(self.elem_id, get_client, str(_opt("sdcloud_default_endpoint", "")))
         self.infotext_fields = accordion_paste_fields(accordion)
-        return accordion.controls
+        return accordion.script_args
 
     def before_process(self, p: Any, *args: Any) -> None:
         before_process(self, p, *args)

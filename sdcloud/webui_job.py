@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .contract import CONTRACT, PayloadRejected, check_payload, field_spec
-from .ui.generation import InvalidInput, encode_init_image
+from .ui.generation import InvalidInput, encode_init_image, vae_override
 
 TITLE = "SD Cloud"  # the script's title: the alwayson_scripts key and the infotext key
 INFOTEXT_KEY = TITLE
@@ -28,14 +28,16 @@ class CloudChoice:
     enabled: bool = False
     endpoint: str = ""
     checkpoint: str = ""
+    vae: str = ""  # the accordion's cloud VAE ("" or "Automatic": the checkpoint's own)
 
     @classmethod
     def from_args(cls, args: Sequence[Any]) -> CloudChoice:
-        values = list(args) + [None] * 3
+        values = list(args) + [None] * 4
         return cls(
             enabled=_truthy(values[0]),
             endpoint=str(values[1] or "").strip(),
             checkpoint=str(values[2] or "").strip(),
+            vae=str(values[3] or "").strip(),
         )
 
     def infotext_value(self) -> str:
@@ -84,6 +86,17 @@ _BUILT = {"prompt", "negative_prompt", "styles", "seed", "subseed", "sampler_ind
 _HIRES_ONLY = {"hr_scale", "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y",
                "hr_checkpoint_name", "hr_sampler_name", "hr_scheduler", "firstphase_width", "firstphase_height"}
 _OVERRIDES = tuple(CONTRACT["override_settings"])
+
+
+def with_cloud_vae(override_settings: Mapping[str, Any] | None, vae: str) -> dict[str, Any]:
+    """p.override_settings with the accordion's cloud VAE as ``sd_vae`` (the pick wins over an API
+    caller's override; no pick keeps theirs). The WebUI's own local VAE setting is never sent: its
+    file is on this machine, not in the cloud library."""
+    merged = dict(override_settings or {})
+    picked = vae_override(vae)
+    if picked:
+        merged["sd_vae"] = picked
+    return merged
 
 
 def _coerce(task: str, name: str, value: Any) -> Any:

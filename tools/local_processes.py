@@ -173,8 +173,10 @@ class LocalStack:
                        "--port", str(self.container_port), "--preload", str(self.checkpoint)]
         env = {"SDCLOUD_MODEL_CACHE_DIR": str(self.data_dir / "model-cache"), "HF_HUB_OFFLINE": "1",
                "SDCLOUD_OUTPUT_STORE": self.blob_dir.resolve().as_uri(),
-               # The middleware hands out file:// references into its models folder.
-               "SDCLOUD_MODEL_ROOTS": str(self.models_dir.resolve()), **self.container_env}
+               # The middleware hands out file:// references into its models folder and, for the
+               # model library's uploads, into <data-dir>/blobs/models (content addressed).
+               "SDCLOUD_MODEL_ROOTS": f"{self.models_dir.resolve()}:{(self.blob_dir / 'models').resolve()}",
+               **self.container_env}
         return Service("container", command, f"{self.container_url}/ping", logs / "container.log", env)
 
     def middleware_service(self) -> Service:

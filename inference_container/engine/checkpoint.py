@@ -73,6 +73,9 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     vae_key: str | None = None
+    # The job's textual-inversion embeddings (engine/embeddings.py). The cached model has none;
+    # a job works on a copy that carries its own (extra_networks.activated), sharing the pipelines.
+    embeddings: tuple[Any, ...] = ()
 
     @property
     def is_sdxl(self) -> bool:
@@ -125,6 +128,8 @@ class PipelineLoader:
             tokenizer_dir = settings.clip_tokenizer_dir
         self.tokenizer_dir = Path(tokenizer_dir) if tokenizer_dir is not None else None
         self._cache: OrderedDict[tuple[str, str | None], LoadedModel] = OrderedDict()
+        # Standalone VAEs swapped in per job (extra_networks), by (sha256, architecture).
+        self._vaes: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()  # guards _cache
         self._load_lock = threading.Lock()  # one load at a time: device memory is the limit
 
@@ -154,6 +159,60 @@ class PipelineLoader:
             with self._lock:
                 self._cache[key] = model
             return model
+
+    def load_vae(self, model: LoadedModel, path: Path, ref: ModelRef) -> Any:
+        """A standalone VAE file built for ``model``'s architecture, on its device.
+
+        A job's VAE override is swapped into the cached pipeline for that job only, so a VAE
+        costs its own memory, not a second copy of the checkpoint; the last ``max_cached`` stay.
+        """
+        import torch
+
+        key = (ref.sha256, model.architecture)
+        with self._lock:
+            vae = self._vaes.get(key)
+            if vae is not None:
+                self._vaes.move_to_end(key)
+                return vae
+        with self._load_lock:
+            _go_offline()
+            folder = prepared_config_dir(model.architecture, self.work_dir, self.tokenizer_dir)
+            vae = self._vae_from_file(Path(path), folder, ref.name)
+            try:
+                vae.to(self.device)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                release_device_memory()
+                raise OutOfMemory(f"not enough {self.device.type.upper()} memory to load the VAE {ref.name}") from None
+            if vae.config.get("force_upcast") and vae.dtype == torch.float16:
+                vae.to(torch.float32)  # as for a checkpoint's own SDXL VAE
+            vae.eval()
+            with self._lock:
+                self._vaes[key] = vae
+                while len(self._vaes) > self.max_cached:
+                    self._vaes.popitem(last=False)
+            return vae
+
+    def _vae_from_file(self, vae_path: Path, folder: Path, name: str) -> Any:
+        from diffusers import AutoencoderKL
+
+        vae_format = sniff_format(vae_path)
+        if vae_format == "pickle" and not self.allow_pickle:
+            raise pickle_refused(Path(name))
+        try:
+            with named_for_format(vae_path, vae_format) as named_vae:
+                return AutoencoderKL.from_single_file(
+                    str(named_vae),
+                    config=str(folder),
+                    subfolder="vae",
+                    local_files_only=True,
+                    torch_dtype=self.dtype,
+                )
+        except (ModelUnavailable, ModelRefused):
+            raise
+        except Exception as exc:
+            raise ModelUnavailable(f"could not load the VAE {name}: {_short(exc)}", field="models.vae") from exc
 
     def _lookup(self, key: tuple[str, str | None]) -> LoadedModel | None:
         with self._lock:
@@ -221,26 +280,11 @@ class PipelineLoader:
         )
 
     def _from_single_file(self, path: Path, architecture: str, folder: Path, vae_path: Path | None) -> Any:
-        from diffusers import AutoencoderKL, StableDiffusionPipeline, StableDiffusionXLPipeline
+        from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
         kwargs: dict[str, Any] = {"config": str(folder), "local_files_only": True, "torch_dtype": self.dtype}
         if vae_path is not None:
-            vae_format = sniff_format(vae_path)
-            if vae_format == "pickle" and not self.allow_pickle:
-                raise pickle_refused(vae_path)
-            try:
-                with named_for_format(vae_path, vae_format) as named_vae:
-                    kwargs["vae"] = AutoencoderKL.from_single_file(
-                        str(named_vae),
-                        config=str(folder),
-                        subfolder="vae",
-                        local_files_only=True,
-                        torch_dtype=self.dtype,
-                    )
-            except (ModelUnavailable, ModelRefused):
-                raise
-            except Exception as exc:
-                raise ModelUnavailable(f"could not load the VAE: {_short(exc)}", field="models.vae") from exc
+            kwargs["vae"] = self._vae_from_file(vae_path, folder, vae_path.name)
         cls = StableDiffusionXLPipeline if architecture == ARCH_SDXL else StableDiffusionPipeline
         return cls.from_single_file(str(path), **kwargs)
 

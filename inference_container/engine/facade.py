@@ -60,7 +60,14 @@ class Engine:
         return request
 
     def load_model(self, request: GenerationRequest) -> Any:
+        if self._vae_loader() is not None:
+            # The VAE override is swapped in per job (extra_networks): one cached pipeline serves all.
+            return self.load_model_ref(request.checkpoint)
         return self.load_model_ref(request.checkpoint, request.vae)
+
+    def _vae_loader(self) -> Callable[..., Any] | None:
+        load_vae = getattr(self._loader, "load_vae", None)
+        return load_vae if callable(load_vae) else None
 
     def load_model_ref(self, checkpoint: ModelRef, vae: ModelRef | None = None) -> Any:
         # Load while the cache pins the files, so another process's eviction cannot pull them away.
@@ -84,7 +91,13 @@ class Engine:
             on_progress(progress)
 
         model = self.load_model(request)
-        outcome: GenerationResult = self._generate_fn()(model, request, report, control)
+        from inference_container.engine.extra_networks import activated
+
+        allow_pickle = bool(getattr(self._loader, "allow_pickle", False))
+        # LoRAs and embeddings exist only inside this block: the cached model is clean after it.
+        with activated(model, request, self._cache, allow_pickle=allow_pickle,
+                       load_vae=self._vae_loader()) as job_model:
+            outcome: GenerationResult = self._generate_fn()(job_model, request, report, control)
         return self._respond(request, outcome.images, interrupted=outcome.interrupted,
                              skipped=outcome.skipped_iterations, rng_name=model.rng_name,
                              on_progress=on_progress, last=last)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from inference_container.contract import strip_network_tags
 from inference_container.engine.checkpoint import LoadedModel
 from inference_container.engine.init_images import RESIZE_LATENT, batch_init_images, resize_image
 from inference_container.engine.latents import decode_latents, encode_images
@@ -144,12 +145,14 @@ class _RequestGeneration:
         req = self.request
         seeds, subseeds = batch_seeds(req.seed, req.subseed, req.subseed_strength, req.image_count)
         self._report("sampling")
-        cond = encode_for_model(self.model, req.prompt, req.negative_prompt, req.clip_skip)
+        # A1111 conditions on the prompt with its extra-network tags taken out (they were applied).
+        prompt = strip_network_tags(req.prompt)
+        cond = encode_for_model(self.model, prompt, req.negative_prompt, req.clip_skip)
         hires_cond = cond
         if req.hires and (req.hires.prompt or req.hires.negative_prompt):
             hires_cond = encode_for_model(
                 self.model,
-                req.hires.prompt or req.prompt,
+                strip_network_tags(req.hires.prompt) or prompt,
                 req.hires.negative_prompt or req.negative_prompt,
                 req.clip_skip,
             )

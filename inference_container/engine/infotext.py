@@ -36,6 +36,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .embeddings import embedding_name, names_in_prompt
 from .sampling.catalog import BETA_DIST_ALPHA, BETA_DIST_BETA, KDIFFUSION
 from .types import GeneratedImage, GenerationRequest, SamplerSpec
 
@@ -95,6 +96,11 @@ def _extra_generation_params(
             extra["Hires steps"] = hires.second_pass_steps
         if request.parameters.get("hr_upscaler") is not None:
             extra["Hires upscaler"] = hires.upscaler
+    # Added when the networks activate and the prompts are encoded: after the hires keys, before
+    # what the sampler records.
+    for key, value in (("Lora hashes", lora_hashes(request)), ("TI hashes", ti_hashes(request))):
+        if value is not None:  # A1111 sets them only when a network is in use
+            extra[key] = value
     # The k-diffusion sampler records the schedule it used; the key keeps its earlier position.
     schedule = _schedule_type(request)
     if request.sampler.scheduler != AUTOMATIC:
@@ -104,6 +110,25 @@ def _extra_generation_params(
             for key, value in sampler_parameter_params(spec).items():
                 extra.setdefault(key, value)
     return extra
+
+
+_NAME_SYMBOLS = str.maketrans("", "", ":,")  # A1111 drops these from names in hash lists
+
+
+def lora_hashes(request: GenerationRequest) -> str | None:
+    """``name: shorthash`` per LoRA the prompt names (A1111's ``p.lora_hashes``: keyed by the name
+    the tag wrote, 12 hex digits of the sha256), or None without LoRAs."""
+    hashes = {use.mentioned_name.translate(_NAME_SYMBOLS): use.short_hash for use in request.loras}
+    return ", ".join(f"{name}: {short}" for name, short in hashes.items()) or None
+
+
+def ti_hashes(request: GenerationRequest) -> str | None:
+    """``name: shorthash`` per embedding used, the prompt's first, then the negative prompt's
+    (A1111 encodes the negative prompt first and puts the later list in front)."""
+    by_name = {embedding_name(ref): ref.sha256[:12] for ref in request.embeddings}
+    names = list(by_name)
+    used = [*names_in_prompt(request.prompt, names), *names_in_prompt(request.negative_prompt, names)]
+    return ", ".join(f"{name.translate(_NAME_SYMBOLS)}: {by_name[name]}" for name in used) or None
 
 
 def sampler_parameter_params(spec: SamplerSpec) -> dict[str, Any]:

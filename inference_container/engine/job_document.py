@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contract import describe
-from ..errors import InvalidRequest, UnsupportedFeature
+from ..errors import InvalidRequest
 from .types import ModelRef
 
 TASKS = ("txt2img", "img2img")
 JOB_KEYS = ("id", "task", "payload", "models", "output")
 MODEL_KEYS = ("checkpoint", "vae", "loras", "embeddings")
 REF_KEYS = ("name", "uri", "sha256", "size")
+MAX_NETWORKS = 32  # LoRAs or embeddings in one job; each is a file fetched and applied
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -34,6 +35,8 @@ class Envelope:
     checkpoint: ModelRef
     vae: ModelRef | None
     output_prefix: str | None
+    loras: tuple[ModelRef, ...] = ()
+    embeddings: tuple[ModelRef, ...] = ()
 
 
 def read_envelope(job: Any) -> Envelope:
@@ -47,8 +50,10 @@ def read_envelope(job: Any) -> Envelope:
         raise InvalidRequest(f"unknown task {describe(task)}; expected one of: {', '.join(TASKS)}", field="task")
     if "payload" not in job:
         raise InvalidRequest("payload is required (an object of WebUI fields; {} for all defaults)", field="payload")
-    checkpoint, vae = _models(job.get("models"))
-    return Envelope(job_id, task, job["payload"], checkpoint, vae, _output_prefix(job.get("output")))
+    checkpoint, vae, loras, embeddings = _models(job.get("models"))
+    return Envelope(
+        job_id, task, job["payload"], checkpoint, vae, _output_prefix(job.get("output")), loras, embeddings
+    )
 
 
 def _reject_unknown_keys(obj: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
@@ -110,7 +115,7 @@ def model_ref(value: Any, path: str) -> ModelRef:
     return ModelRef(name=name, uri=uri, sha256=sha256, size=size)
 
 
-def _models(value: Any) -> tuple[ModelRef, ModelRef | None]:
+def _models(value: Any) -> tuple[ModelRef, ModelRef | None, tuple[ModelRef, ...], tuple[ModelRef, ...]]:
     if not isinstance(value, dict):
         raise InvalidRequest(
             f"models is required: an object with a checkpoint reference (got {describe(value)})", field="models"
@@ -120,15 +125,29 @@ def _models(value: Any) -> tuple[ModelRef, ModelRef | None]:
         raise InvalidRequest("a checkpoint reference is required", field="models.checkpoint")
     checkpoint = model_ref(value["checkpoint"], "models.checkpoint")
     vae = None if value.get("vae") is None else model_ref(value["vae"], "models.vae")
+    lists: dict[str, tuple[ModelRef, ...]] = {}
     for kind in ("loras", "embeddings"):
         listed = value.get(kind)
         if listed is None:
+            lists[kind] = ()
             continue
         if not isinstance(listed, list):
             raise InvalidRequest(f"must be a list of model references (got {describe(listed)})", field=f"models.{kind}")
-        if listed:
-            raise UnsupportedFeature(f"{kind} are not supported yet; send an empty list", field=f"models.{kind}")
-    return checkpoint, vae
+        if len(listed) > MAX_NETWORKS:
+            raise InvalidRequest(f"at most {MAX_NETWORKS} {kind} per job (got {len(listed)})", field=f"models.{kind}")
+        refs = tuple(model_ref(item, f"models.{kind}[{i}]") for i, item in enumerate(listed))
+        names = [_stem(ref.name) for ref in refs]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                # Tags and prompt words name a network by its stem: two files with one stem are ambiguous.
+                raise InvalidRequest(f"two {kind} are named {name!r}", field=f"models.{kind}[{i}].name")
+        lists[kind] = refs
+    return checkpoint, vae, lists["loras"], lists["embeddings"]
+
+
+def _stem(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base else base
 
 
 def _output_prefix(value: Any) -> str | None:

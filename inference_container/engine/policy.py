@@ -155,7 +155,6 @@ IGNORED: Mapping[str, str] = MappingProxyType(
         "force_task_id": "the job has its own id",
         "include_init_images": "init images are never echoed back",
         "script_args": "only read by a script, and scripts are refused",
-        "disable_extra_networks": "extra-network tags are refused in prompts",
         "refiner_switch_at": "only read with a refiner, which is refused",
         "mask_blur_x": "only read with a mask, which is refused",
         "mask_blur_y": "only read with a mask, which is refused",
@@ -179,6 +178,9 @@ OVERRIDE_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "show_progress_every_n_steps": {"kind": "int", "minimum": -1, "maximum": LIMITS.max_steps, "default": 10},
         # A1111's ENSD: the per-step noise generators are seeded with seed + ENSD.
         "eta_noise_seed_delta": {"kind": "int", "minimum": 0, "maximum": MAX_SEED, "default": 0},
+        # A VAE file name, or "Automatic" / "None" (the checkpoint's own); the middleware resolves
+        # it to the job's models.vae, which is what the engine loads.
+        "sd_vae": {"kind": "str"},
     }
 )
 
@@ -199,10 +201,15 @@ DEFAULT_HR_DENOISING_STRENGTH = 0.7
 HR_SAME_SAMPLER = ("", "Use same sampler")
 HR_SAME_SCHEDULER = ("", "Use same scheduler")
 
-# Extra-network tags (<lora:name:1>) are not applied yet: the model library issue brings them.
+# Extra-network tags, A1111's grammar (extra_networks.re_extra_net). LoRA tags are applied from
+# the models the job carries (models.loras, resolved by the middleware at submit); "lyco" is
+# A1111's alias for the same loader. Other kinds (hypernetworks) are refused.
 EXTRA_NETWORK_TAG = r"<(\w+):([^>]+)>"
-EXTRA_NETWORK_INSTEAD = "remove the tag; LoRA and other extra networks come with the model library"
+EXTRA_NETWORK_KINDS = ("lora", "lyco")
+EXTRA_NETWORK_INSTEAD = "remove the tag (hypernetworks and other extra networks are not applied in the cloud)"
 PROMPT_FIELDS = ("prompt", "negative_prompt", "hr_prompt", "hr_negative_prompt")
+# Prompts whose LoRA tags are applied (A1111 parses extra networks out of the prompt only).
+EXTRA_NETWORK_FIELDS = ("prompt",)
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 
@@ -231,7 +238,7 @@ USED = frozenset(
         "steps", "cfg_scale", "width", "height", "eta", "s_churn", "s_tmin", "s_tmax", "s_noise",
         "denoising_strength", "override_settings", "enable_hr", "hr_scale", "hr_upscaler",
         "hr_second_pass_steps", "hr_resize_x", "hr_resize_y", "hr_sampler_name", "hr_scheduler",
-        "hr_prompt", "hr_negative_prompt", "init_images", "resize_mode",
+        "hr_prompt", "hr_negative_prompt", "init_images", "resize_mode", "disable_extra_networks",
     }
 )
 # Fields read only with the hires fix on (their ranges are checked only then).

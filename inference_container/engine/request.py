@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..contract import PayloadRejected, check_payload
+from ..contract import PayloadRejected, check_payload, lora_matches, network_tags
 from ..contract import hires_target as hires_target
 from .contract_errors import contract_error
 from .job_document import read_envelope
 from .policy import OVERRIDE_SETTINGS
 from .samplers import sampler_spec
 from .seeds import resolve_seed
-from .types import GenerationRequest, HiresFix, SamplerSpec
+from .types import GenerationRequest, HiresFix, LoraUse, ModelRef, SamplerSpec
 
 
 def parse_job(job: Any, *, rng: random.Random | None = None) -> GenerationRequest:
@@ -29,7 +29,7 @@ def parse_job(job: Any, *, rng: random.Random | None = None) -> GenerationReques
     """
     envelope = read_envelope(job)
     try:
-        checked = check_payload(envelope.task, envelope.payload)
+        checked = check_payload(envelope.task, envelope.payload, loras=[ref.name for ref in envelope.loras])
     except PayloadRejected as rejected:
         raise contract_error(rejected.problems[0]) from None
     values = checked.values
@@ -88,7 +88,19 @@ def parse_job(job: Any, *, rng: random.Random | None = None) -> GenerationReques
         eta_noise_seed_delta=_override(overrides, "eta_noise_seed_delta"),
         preview_every_n_steps=_override(overrides, "show_progress_every_n_steps"),
         parameters=_echoed_parameters(envelope.task, values, sampler, checked.sampler.scheduler_asked),
+        # A1111 still strips the tags with extra networks disabled; it just applies none.
+        loras=() if values.get("disable_extra_networks") else _lora_uses(values["prompt"], envelope.loras),
+        embeddings=envelope.embeddings,
     )
+
+
+def _lora_uses(prompt: str, refs: tuple[ModelRef, ...]) -> tuple[LoraUse, ...]:
+    """The prompt's LoRA tags, each with the reference it names (the contract checked they exist)."""
+    uses = []
+    for tag in network_tags(prompt)[0]:
+        ref = next(r for r in refs if lora_matches(tag.name, r.name))
+        uses.append(LoraUse(ref, tag.name, tag.te_multiplier, tag.unet_multiplier))
+    return tuple(uses)
 
 
 def _override(overrides: dict[str, Any], key: str) -> int:

@@ -19,7 +19,8 @@ Which hidden layer feeds the UNet depends on the model family:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ def tokenizable(text: str) -> str:
 class PromptChunk:
     tokens: list[int] = field(default_factory=list)
     multipliers: list[float] = field(default_factory=list)
+    # (offset among the chunk's tokens, embedding): placeholders the embedding's vectors replace.
+    fixes: list[tuple[int, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,28 @@ def token_ids(tokenizer: Any) -> TokenIds:
     )
 
 
+def _embedding_lookup(tokenizer: Any, embeddings: Sequence[Any]) -> dict[int, list[tuple[list[int], Any]]]:
+    """First token id -> [(the name's token ids, embedding)], longest names first (A1111's ids_lookup)."""
+    lookup: dict[int, list[tuple[list[int], Any]]] = {}
+    for embedding in embeddings:
+        name_ids = tokenizer([embedding.name], truncation=False, add_special_tokens=False)["input_ids"][0]
+        if name_ids:
+            lookup.setdefault(name_ids[0], []).append((list(name_ids), embedding))
+    for entries in lookup.values():
+        entries.sort(key=lambda entry: len(entry[0]), reverse=True)
+    return lookup
+
+
 def tokenize_chunks(
-    tokenizer: Any, text: str, *, parse: ParseFn = parse_prompt_attention
+    tokenizer: Any, text: str, *, parse: ParseFn = parse_prompt_attention, embeddings: Sequence[Any] = ()
 ) -> tuple[list[PromptChunk], int]:
-    """The prompt's 77-token chunks (BOS/EOS included) and its token count, as the WebUI builds them."""
+    """The prompt's 77-token chunks (BOS/EOS included) and its token count, as the WebUI builds them.
+
+    Where an embedding's name occurs, its vectors' worth of placeholder tokens (id 0, as A1111)
+    stand in the chunk and the chunk records the fix; an embedding never straddles two chunks.
+    """
     ids = token_ids(tokenizer)
+    lookup = _embedding_lookup(tokenizer, embeddings) if embeddings else {}
     parsed = parse(text)
     texts = [tokenizable(piece) for piece, _ in parsed]
     tokenized = tokenizer(texts, truncation=False, add_special_tokens=False)["input_ids"] if texts else []
@@ -98,7 +118,9 @@ def tokenize_chunks(
         if (piece, weight) == BREAK_MARKER:
             next_chunk()
             continue
-        for token in tokens:
+        position = 0
+        while position < len(tokens):
+            token = tokens[position]
             if token == ids.comma:
                 last_comma = len(chunk.tokens)
             elif (
@@ -109,17 +131,38 @@ def tokenize_chunks(
                 # Break after the last comma and carry the words after it into the next chunk.
                 cut = last_comma + 1
                 moved_tokens, moved_mults = chunk.tokens[cut:], chunk.multipliers[cut:]
+                moved_fixes = [(offset - cut, e) for offset, e in chunk.fixes if offset >= cut]
+                chunk.fixes = [(offset, e) for offset, e in chunk.fixes if offset < cut]
                 chunk.tokens, chunk.multipliers = chunk.tokens[:cut], chunk.multipliers[:cut]
                 next_chunk()
-                chunk.tokens, chunk.multipliers = moved_tokens, moved_mults
+                chunk.tokens, chunk.multipliers, chunk.fixes = moved_tokens, moved_mults, moved_fixes
             if len(chunk.tokens) == CHUNK_LENGTH:
                 next_chunk()
-            chunk.tokens.append(token)
-            chunk.multipliers.append(weight)
+            found = _embedding_at(lookup, tokens, position) if lookup else None
+            if found is None:
+                chunk.tokens.append(token)
+                chunk.multipliers.append(weight)
+                position += 1
+                continue
+            embedding, matched = found
+            count = min(embedding.vector_count, CHUNK_LENGTH)
+            if len(chunk.tokens) + count > CHUNK_LENGTH:
+                next_chunk()
+            chunk.fixes.append((len(chunk.tokens), embedding))
+            chunk.tokens += [0] * count
+            chunk.multipliers += [weight] * count
+            position += matched
 
     if chunk.tokens or not chunks:
         next_chunk(is_last=True)
     return chunks, token_count
+
+
+def _embedding_at(lookup: dict[int, list[tuple[list[int], Any]]], tokens: Sequence[int], position: int) -> Any:
+    for name_ids, embedding in lookup.get(tokens[position], ()):
+        if list(tokens[position : position + len(name_ids)]) == name_ids:
+            return embedding, len(name_ids)
+    return None
 
 
 def empty_chunk(ids: TokenIds) -> PromptChunk:
@@ -141,6 +184,7 @@ class TextEncoderView:
     final_norm: bool = True
     pad_id: int | None = None
     pooled: bool = False
+    embedding_key: str = ""  # which of an embedding's vector sets this encoder reads (SDXL: clip_l / clip_g)
 
 
 @dataclass
@@ -181,7 +225,8 @@ def encoder_views(pipe: Any, architecture: str, clip_skip: int = 1) -> list[Text
     """How each of the pipeline's text encoders is read for ``architecture`` (see module docstring)."""
     if architecture == "sdxl":
         return [
-            TextEncoderView(pipe.tokenizer, pipe.text_encoder, hidden_index=-2, final_norm=False),
+            TextEncoderView(pipe.tokenizer, pipe.text_encoder, hidden_index=-2, final_norm=False,
+                            embedding_key="clip_l"),
             TextEncoderView(
                 pipe.tokenizer_2,
                 pipe.text_encoder_2,
@@ -189,6 +234,7 @@ def encoder_views(pipe: Any, architecture: str, clip_skip: int = 1) -> list[Text
                 final_norm=False,
                 pad_id=0,
                 pooled=True,
+                embedding_key="clip_g",
             ),
         ]
     if architecture == "sd2":
@@ -220,7 +266,7 @@ def _encode_chunks(
             tokens[first_eos + 1 :] = [view.pad_id] * (len(tokens) - first_eos - 1)
         rows.append(tokens)
     input_ids = torch.tensor(rows, dtype=torch.long, device=device)
-    with torch.no_grad():
+    with torch.no_grad(), _embedding_fixes(view, chunks):
         out = encoder(input_ids=input_ids, output_hidden_states=True)
         z = out.hidden_states[view.hidden_index]
         if view.final_norm:
@@ -235,13 +281,44 @@ def _encode_chunks(
     return z, pooled
 
 
+@contextmanager
+def _embedding_fixes(view: TextEncoderView, chunks: Sequence[PromptChunk]) -> Iterator[None]:
+    """For one encoder call, put each embedding's vectors where its placeholders sit (after BOS).
+
+    A forward hook on the token embedding, removed when the call returns: A1111's
+    EmbeddingsWithFixes without changing the model for anyone else.
+    """
+    if not any(chunk.fixes for chunk in chunks):
+        yield
+        return
+    inner = getattr(view.encoder, "text_model", view.encoder)
+
+    def fix(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        fixed = output.clone()
+        for row, chunk in enumerate(chunks):
+            for offset, embedding in chunk.fixes:
+                vectors = embedding.vectors[view.embedding_key]
+                count = min(vectors.shape[0], CHUNK_LENGTH - offset)
+                fixed[row, offset + 1 : offset + 1 + count] = vectors[:count].to(fixed.device, fixed.dtype)
+        return fixed
+
+    handle = inner.embeddings.token_embedding.register_forward_hook(fix)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def apply_emphasis(z: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
     """Scale each token by its weight, then restore each chunk's mean (the WebUI's "Original" emphasis)."""
     z32 = z.float()
     original_mean = z32.mean(dim=(1, 2), keepdim=True)
     z32 = z32 * multipliers.unsqueeze(-1)
     new_mean = z32.mean(dim=(1, 2), keepdim=True)
-    z32 = z32 * (original_mean / new_mean)
+    # A mean of exactly 0 (a layer norm without bias, as in random-weight models) would make 0/0;
+    # the WebUI's formula means "no rescale" there.
+    ratio = torch.where(new_mean == 0, torch.ones_like(new_mean), original_mean / new_mean)
+    z32 = z32 * ratio
     return z32.to(z.dtype)
 
 
@@ -251,11 +328,12 @@ def encode_prompt_pair(
     negative_prompt: str,
     *,
     parse: ParseFn = parse_prompt_attention,
+    embeddings: Sequence[Any] = (),
 ) -> Conditioning:
     """Positive and negative conditioning, padded to the same number of chunks with empty-prompt chunks."""
     first = views[0].tokenizer
-    positive, token_count = tokenize_chunks(first, prompt, parse=parse)
-    negative, _ = tokenize_chunks(first, negative_prompt, parse=parse)
+    positive, token_count = tokenize_chunks(first, prompt, parse=parse, embeddings=embeddings)
+    negative, _ = tokenize_chunks(first, negative_prompt, parse=parse, embeddings=embeddings)
     count = max(len(positive), len(negative))
     blank = empty_chunk(token_ids(first))
     positive = positive + [blank] * (count - len(positive))
@@ -280,7 +358,10 @@ def encode_prompt_pair(
 
 
 def encode_for_model(model: Any, prompt: str, negative_prompt: str, clip_skip: int = 1) -> Conditioning:
-    """Conditioning for a ``LoadedModel``'s pipelines."""
+    """Conditioning for a ``LoadedModel``'s pipelines (with the job's embeddings, if it has any)."""
     return encode_prompt_pair(
-        encoder_views(model.txt2img, model.architecture, clip_skip), prompt, negative_prompt
+        encoder_views(model.txt2img, model.architecture, clip_skip),
+        prompt,
+        negative_prompt,
+        embeddings=getattr(model, "embeddings", ()),
     )

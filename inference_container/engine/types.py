@@ -70,6 +70,22 @@ class HiresFix:
 
 
 @dataclass(frozen=True)
+class LoraUse:
+    """One LoRA applied for a job: the file, the name the tag wrote (A1111's ``mentioned_name``,
+    which the infotext keys its hash by) and the two multipliers."""
+
+    ref: ModelRef
+    mentioned_name: str
+    te_multiplier: float
+    unet_multiplier: float
+
+    @property
+    def short_hash(self) -> str:
+        """A1111's ``Lora hashes`` values: the first 12 hex digits of the file's sha256."""
+        return self.ref.sha256[:12]
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """A validated txt2img/img2img job. Seeds are resolved (never -1)."""
 
@@ -102,6 +118,9 @@ class GenerationRequest:
     eta_noise_seed_delta: int = 0  # A1111's ENSD: per-step noise generators reseeded with seed + ENSD
     # The payload with every A1111 default filled in, echoed back as ``parameters``.
     parameters: dict[str, Any] = field(default_factory=dict)
+    # Extra networks, in the order the prompt names them (models.loras / models.embeddings).
+    loras: tuple[LoraUse, ...] = ()
+    embeddings: tuple[ModelRef, ...] = ()
 
     @property
     def image_count(self) -> int:

@@ -12,16 +12,23 @@ import hmac
 import os
 import re
 import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
+
+from middleware.ports import ReceivedPart
 
 MAX_KEY_LENGTH = 1024
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=+@-]*$")
 # Signed URLs expire on a minute boundary so that repeated views of one job hand out the same
 # URL, which lets browsers cache the image.
 _EXPIRY_GRANULARITY_S = 60
+# Upload parts live in a hidden folder of the root: no blob key can name it (validate_key).
+_MULTIPART_DIR = ".multipart"
+_HANDLE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_COPY_CHUNK = 8 * 1024 * 1024
 
 
 def validate_key(key: str) -> str:
@@ -119,3 +126,140 @@ class FolderBlobStore:
         if not hmac.compare_digest(expected.encode(), (signature or "").encode("utf-8", "replace")):
             return False
         return (time.time() if now is None else now) < int(expires)
+
+    # -- multipart uploads (model uploads; the API serves the signed part URLs) ----------------
+
+    def _parts_dir(self, handle: str) -> Path:
+        if not isinstance(handle, str) or not _HANDLE_RE.match(handle):
+            raise KeyError(handle)
+        return self.root / _MULTIPART_DIR / handle
+
+    def start_multipart(self, key: str, upload_id: str) -> str:
+        validate_key(key)
+        directory = self._parts_dir(upload_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "key").write_text(key)
+        return upload_id
+
+    def part_url(self, key: str, handle: str, number: int, expires_in: int) -> str:
+        self._parts_dir(handle)
+        expires = int(time.time()) + int(expires_in)
+        signature = sign(self._secret, f"uploads/{handle}/parts/{int(number)}", expires)
+        return f"/v1/uploads/{handle}/parts/{int(number)}?expires={expires}&signature={signature}"
+
+    def verify_part_signature(self, handle: str, number: int, expires: int, signature: str) -> bool:
+        expected = sign(self._secret, f"uploads/{handle}/parts/{int(number)}", int(expires))
+        if not hmac.compare_digest(expected.encode(), (signature or "").encode("utf-8", "replace")):
+            return False
+        return time.time() < int(expires)
+
+    def open_part_sink(self, handle: str, number: int) -> _PartSink:
+        directory = self._parts_dir(handle)
+        if not (directory / "key").is_file():
+            raise KeyError(handle)
+        return _PartSink(directory, int(number))
+
+    def list_parts(self, key: str, handle: str) -> list[ReceivedPart]:
+        directory = self._parts_dir(handle)
+        if not directory.is_dir():
+            return []
+        found = []
+        for path in directory.iterdir():
+            if path.name.isdigit():
+                etag_file = directory / f"{path.name}.etag"
+                etag = etag_file.read_text() if etag_file.is_file() else ""
+                found.append(ReceivedPart(int(path.name), path.stat().st_size, etag))
+        return sorted(found, key=lambda p: p.number)
+
+    def complete_multipart(self, key: str, handle: str, parts: list[ReceivedPart]) -> None:
+        """Concatenate the parts (streaming) into a temp file beside ``key``, then rename it."""
+        path = self._path(key)
+        directory = self._parts_dir(handle)
+        received = {p.number: p for p in self.list_parts(key, handle)}
+        for part in parts:
+            have = received.get(part.number)
+            if have is None or have.size != part.size or (part.etag and part.etag.strip('"') != have.etag.strip('"')):
+                raise ValueError(f"part {part.number} was not received as listed")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{secrets.token_hex(8)}-{path.name}"
+        try:
+            with open(tmp, "wb") as out:
+                for part in parts:
+                    with open(directory / str(part.number), "rb") as src:
+                        shutil.copyfileobj(src, out, _COPY_CHUNK)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def abort_multipart(self, key: str, handle: str) -> None:
+        try:
+            shutil.rmtree(self._parts_dir(handle), ignore_errors=True)
+        except KeyError:
+            pass
+
+    def sweep_stale_multipart(self, older_than_s: float, now: float | None = None) -> list[str]:
+        """Free the parts of uploads nobody touched for ``older_than_s`` (the folder's answer to
+        S3's AbortIncompleteMultipartUpload lifecycle rule); returns the handles removed. A part
+        being written keeps its folder fresh, so a slow upload in progress is never swept."""
+        base = self.root / _MULTIPART_DIR
+        if not base.is_dir():
+            return []
+        cutoff = (time.time() if now is None else now) - older_than_s
+        removed = []
+        for directory in base.iterdir():
+            if not directory.is_dir() or not _HANDLE_RE.match(directory.name):
+                continue
+            try:
+                newest = max([directory.stat().st_mtime, *(p.stat().st_mtime for p in directory.iterdir())])
+            except OSError:
+                continue  # completed or aborted meanwhile
+            if newest < cutoff:
+                shutil.rmtree(directory, ignore_errors=True)
+                removed.append(directory.name)
+        return removed
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".tmp-{secrets.token_hex(8)}-{path.name}"
+        try:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(stream, out, _COPY_CHUNK)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def move(self, source_key: str, key: str) -> None:
+        source, path = self._path(source_key), self._path(key)
+        if not source.is_file():
+            raise KeyError(source_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, path)
+
+
+class _PartSink:
+    """Writes one part to a temp file, hashing it (MD5, S3's part ETag) as it comes."""
+
+    def __init__(self, directory: Path, number: int) -> None:
+        self._final = directory / str(number)
+        self._tmp = directory / f".tmp-{secrets.token_hex(8)}-{number}"
+        self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed by commit or discard
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def write(self, chunk: bytes) -> None:
+        self._fh.write(chunk)
+        self._md5.update(chunk)
+
+    def commit(self) -> str:
+        self._fh.close()
+        etag = f'"{self._md5.hexdigest()}"'
+        (self._final.parent / f"{self._final.name}.etag").write_text(etag)
+        os.replace(self._tmp, self._final)
+        return etag
+
+    def discard(self) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)

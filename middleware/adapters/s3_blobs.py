@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 from botocore.exceptions import ClientError
 
 from middleware.adapters.fs_blobs import validate_key
+from middleware.ports import ReceivedPart
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's floor for every part but the last
 MAX_PARTS = 10_000
@@ -192,3 +193,65 @@ class S3BlobStore:
     def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         validate_key(key)
         self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    # -- the MultipartBlobs port (model uploads: the uploader PUTs presigned parts) --------------
+
+    def start_multipart(self, key: str, upload_id: str) -> str:
+        validate_key(key)
+        return self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+
+    def part_url(self, key: str, handle: str, number: int, expires_in: int) -> str:
+        validate_key(key)
+        return self._s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": self.bucket, "Key": key, "UploadId": handle, "PartNumber": int(number)},
+            ExpiresIn=_check_expiry(expires_in),
+        )
+
+    def list_parts(self, key: str, handle: str) -> list[ReceivedPart]:
+        validate_key(key)
+        found: list[ReceivedPart] = []
+        marker = 0
+        while True:
+            try:
+                page = self._s3.list_parts(Bucket=self.bucket, Key=key, UploadId=handle, PartNumberMarker=marker)
+            except ClientError as exc:
+                if _code(exc) in {"NoSuchUpload", *_MISSING}:
+                    return []
+                raise
+            found += [ReceivedPart(p["PartNumber"], p["Size"], p["ETag"]) for p in page.get("Parts", [])]
+            if not page.get("IsTruncated"):
+                return found
+            marker = int(page["NextPartNumberMarker"])
+
+    def complete_multipart(self, key: str, handle: str, parts: list[ReceivedPart]) -> None:
+        validate_key(key)
+        self._s3.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=handle,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+        )
+
+    def abort_multipart(self, key: str, handle: str) -> None:
+        validate_key(key)
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=handle)
+        except ClientError as exc:
+            if _code(exc) not in {"NoSuchUpload", *_MISSING}:
+                raise
+
+    def put_stream(self, key: str, stream: BinaryIO) -> None:
+        """boto3's managed upload: parts of ``part_size`` as the stream yields them."""
+        from boto3.s3.transfer import TransferConfig
+
+        validate_key(key)
+        config = TransferConfig(multipart_threshold=self.multipart_threshold, multipart_chunksize=self.part_size)
+        self._s3.upload_fileobj(stream, self.bucket, key, Config=config)
+
+    def move(self, source_key: str, key: str) -> None:
+        """A server-side copy (managed: multipart copy above 5 GB), then the source is deleted."""
+        validate_key(source_key)
+        validate_key(key)
+        self._s3.copy({"Bucket": self.bucket, "Key": source_key}, self.bucket, key)
+        self._s3.delete_object(Bucket=self.bucket, Key=source_key)

@@ -11,7 +11,7 @@ from middleware import __version__
 from middleware.api.body_limit import BodySizeLimit
 from middleware.api.docs import mount_docs
 from middleware.api.problems import install_problem_handlers, problems_in_openapi
-from middleware.api.routers import blobs, endpoints, inferences, meta, models
+from middleware.api.routers import blobs, endpoints, inferences, meta, models, uploads
 from middleware.domain.generation_rules import MAX_BODY_BYTES
 from middleware.services.bundle import Services
 
@@ -30,7 +30,7 @@ def create_app(
     app.state.services = services
     app.state.public_base_url = public_base_url.rstrip("/") if public_base_url else None
     install_problem_handlers(app)
-    routers = [module.router for module in (meta, inferences, endpoints, models, blobs)]
+    routers = [module.router for module in (meta, inferences, endpoints, models, uploads, blobs)]
     for router in routers:
         app.include_router(router)
     # The routes themselves, for 405 answers that list every method of a resource.
@@ -46,5 +46,5 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     mount_docs(app)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, exempt_prefixes=(uploads.PATH_PREFIX,))
     return app

@@ -23,10 +23,18 @@ def describe_bytes(n: int) -> str:
 
 
 class BodySizeLimit:
-    def __init__(self, app: Any, max_bytes: int, max_json_depth: int = LIMITS["max_json_depth"]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        max_json_depth: int = LIMITS["max_json_depth"],
+        exempt_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_json_depth = max_json_depth
+        # Routes that stream their body themselves and enforce their own limit (upload parts).
+        self.exempt_prefixes = exempt_prefixes
 
     async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
         response = problem(
@@ -39,6 +47,9 @@ class BodySizeLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        if self.exempt_prefixes and scope.get("path", "").startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):

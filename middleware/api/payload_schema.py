@@ -76,7 +76,9 @@ def _field_schema(spec: dict[str, Any]) -> dict[str, Any]:
         schema = {"type": "string", "enum": list(CONTRACT["hires"]["upscalers"])}
     elif name in CONTRACT["prompts"]["fields"]:
         schema["maxLength"] = LIMITS["max_prompt_chars"]
-        schema["description"] = "extra-network tags such as <lora:name:1> are refused until the model library"
+        schema["description"] = (
+            "<lora:name:weight> tags (prompt only) name LoRA in the model library; embeddings by their file stem"
+        )
     elif name == "override_settings":
         schema = {
             "type": "object",

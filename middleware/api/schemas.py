@@ -158,7 +158,93 @@ class ModelView(BaseModel):
     type: str
     size: int
     sha256: str
+    # The model library's fields (issue 9); operator folder checkpoints have owner "operator".
+    id: str | None = None
+    owner: str | None = None
+    visibility: Literal["private", "public"] | None = None
+    created_at: int | None = None
+    format: Literal["safetensors", "pickle"] | None = None
+    uri: str | None = Field(default=None, description="blob key of the bytes (models/<sha256>)")
 
 
 class ModelList(BaseModel):
     items: list[ModelView]
+    next_cursor: str | None = None
+
+
+ModelTypeName = Literal["checkpoint", "lora", "embedding", "vae", "controlnet", "upscaler"]
+
+
+class DeclareUpload(BaseModel):
+    name: str = Field(min_length=1, max_length=255, description="file name, e.g. style.safetensors")
+    type: ModelTypeName
+    size: int = Field(ge=1, description="bytes")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    visibility: Literal["private", "public"] = "private"
+
+
+class UploadPart(BaseModel):
+    number: int
+    size: int
+    url: str = Field(description="PUT the part's bytes here (exactly `size` bytes); keep the ETag answered")
+
+
+class ReceivedUploadPart(BaseModel):
+    number: int
+    size: int
+    etag: str
+
+
+class UploadStatusView(BaseModel):
+    status: Literal["uploading", "complete", "failed", "aborted"]
+    upload_id: str | None
+    part_size: int | None = None
+    parts: list[UploadPart] = Field(default_factory=list, description="the parts still to send")
+    received: list[ReceivedUploadPart] = Field(default_factory=list)
+    expires_at: int | None = None
+    model: ModelView | None = None
+    error: str | None = None
+
+
+class CompletedPart(BaseModel):
+    number: int = Field(ge=1, le=10_000)
+    etag: str | None = Field(default=None, max_length=200)
+
+
+class CompleteUpload(BaseModel):
+    parts: list[CompletedPart] = Field(default_factory=list, max_length=10_000)
+
+
+class CompletedUpload(BaseModel):
+    status: Literal["complete"]
+    upload_id: str | None = None
+    model: ModelView
+
+
+class PartReceived(BaseModel):
+    number: int
+    size: int
+    etag: str
+
+
+class ChangeVisibility(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    visibility: Literal["private", "public"]
+
+
+class ImportModel(BaseModel):
+    url: str = Field(min_length=1, max_length=4096, description="https://... or s3://bucket/key")
+    name: str = Field(min_length=1, max_length=255)
+    type: ModelTypeName
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="checked when given")
+    visibility: Literal["private", "public"] = "private"
+
+
+class ImportStatusView(BaseModel):
+    import_id: str
+    status: Literal["importing", "complete", "failed"]
+    bytes: int = 0
+    url: str | None = None
+    model: ModelView | None = None
+    error: str | None = None

@@ -10,6 +10,7 @@ from middleware.services.catalog import CatalogService
 from middleware.services.endpoints import EndpointService
 from middleware.services.inferences import InferenceService
 from middleware.services.job_events import JobEventHandler
+from middleware.services.model_library import ModelLibrary
 
 
 @dataclass(frozen=True)
@@ -22,3 +23,5 @@ class Services:
     mode: str = "local"
     # None: the deployment lists its endpoints through ``catalog`` only (no admin operations).
     endpoints: EndpointService | None = None
+    # None: no model library (GET /v1/models lists the operator's catalog only).
+    library: ModelLibrary | None = None

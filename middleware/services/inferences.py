@@ -17,6 +17,7 @@ from middleware.ports import BlobStore, ChangeNotifier, Compute, JobStore, Model
 from middleware.services.checkpoints import resolve_checkpoint
 from middleware.services.ids import new_job_id, now_us
 from middleware.services.job_events import JobEventHandler
+from middleware.services.model_refs import resolve_extra_models
 from middleware.services.progress_relay import NoProgressRelay, Relay
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,10 @@ class InferenceService:
             if earlier is not None:
                 return self._replay(earlier, fingerprint), False
 
-        model = resolve_checkpoint(self._catalog, checkpoint, checkpoint_field)
+        catalog = self._catalog_for(user)
+        model = resolve_checkpoint(catalog, checkpoint, checkpoint_field)
+        # LoRA tags, embedding words and sd_vae become exact references (unknown ones refused here).
+        extra_models = resolve_extra_models(catalog, payload)
         job = jobs.new_job(
             id=new_job_id(),
             owner=user.name,
@@ -130,7 +134,7 @@ class InferenceService:
             idempotency_key=idempotency_key,
             request_hash=fingerprint,
         )
-        models = {"checkpoint": model.ref(), "loras": [], "embeddings": []}
+        models = {"checkpoint": model.ref(), **extra_models}
         document = jobs.request_document(job.id, task, payload, models)
         key = jobs.request_key(job.id)
         # The request first: a record never exists without it. ensure_ascii keeps a lone
@@ -153,6 +157,12 @@ class InferenceService:
             )
             return failed or stored, True
         return stored, True
+
+    def _catalog_for(self, user: User) -> ModelCatalog:
+        """The catalog as ``user`` sees it: a library catalog offers ``for_user`` (their private
+        models and public ones); a plain catalog is the same for everyone."""
+        view = getattr(self._catalog, "for_user", None)
+        return view(user.name) if callable(view) else self._catalog
 
     @staticmethod
     def _replay(earlier: Job, fingerprint: str) -> Job:

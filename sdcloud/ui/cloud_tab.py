@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from ..client import SDCloudClient
+from ..models.local_folders import ModelFolders
 from ..settings import SettingsStore
 from .endpoints_page import EndpointsPage, build_endpoints_page
 from .jobs_tab import JobsTab, SendTo, build_jobs_tab
@@ -68,6 +69,7 @@ def build_cloud_tab(
     outputs_dir: str | Path | None = None,
     send_to_txt2img: SendTo | None = None,
     elem_prefix: str = "sdcloud_cloud",
+    local_folders: Callable[[], ModelFolders] | None = None,
 ) -> CloudTab:
     """Build the tab's pages in the current gradio context. Give `host_connection` inside the
     WebUI, else `settings_store` for the standalone Settings page (one of the two)."""
@@ -85,7 +87,7 @@ def build_cloud_tab(
         with gr.Tab("Endpoints", elem_id=eid("tab_endpoints")) as endpoints_tab:
             endpoints = build_endpoints_page(get_client, elem_prefix=eid("endpoints"))
         with gr.Tab("Models", elem_id=eid("tab_models")) as models_tab:
-            models = build_models_page(get_client, elem_prefix=eid("models"))
+            models = build_models_page(get_client, elem_prefix=eid("models"), local_folders=local_folders)
         with gr.Tab("Settings", elem_id=eid("tab_settings")):
             if host_connection is not None:
                 connection_status = _host_connection_panel(host_connection, eid)

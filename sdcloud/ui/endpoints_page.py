@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from ..client import SDCloudClient
 from ..errors import ApiError, Forbidden, SDCloudError
-from ..models import Endpoint
+from ..records import Endpoint
 from .history import row_key_for_select
 from .messages import describe_error, status_html
 

@@ -22,7 +22,7 @@ from .. import limits
 from ..client import SDCloudClient, raise_for_job
 from ..contract import PayloadRejected, check_payload, field_spec
 from ..errors import Conflict, SDCloudError, Timeout
-from ..models import Job
+from ..records import Job
 from ..samplers import (
     DEFAULT_HIRES_UPSCALER,
     DEFAULT_SAMPLER,
@@ -74,6 +74,7 @@ class GenerateForm:
     denoising_strength: float = 0.75
     checkpoint: str = ""
     endpoint: str = ""
+    sd_vae: str = ""  # a cloud VAE's name; "" / "Automatic": the checkpoint's own
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> GenerateForm:
@@ -263,8 +264,18 @@ def build_payload(form: GenerateForm) -> tuple[str, dict[str, Any]]:
                 "hr_resize_y": resize_y,
             }
         )
+    vae = vae_override(form.sd_vae)
+    if vae:
+        payload["override_settings"] = {"sd_vae": vae}
     _check_with_contract(form.task, payload)
     return form.task, payload
+
+
+def vae_override(value: Any) -> str:
+    """The job's ``override_settings.sd_vae`` for a VAE pick: "" (send nothing) for none or for
+    A1111's "Automatic" (the checkpoint's own VAE, the engine's default anyway)."""
+    text = str(value or "").strip()
+    return "" if text in ("", "Automatic") else text
 
 
 def _check_with_contract(task: str, payload: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..client import SDCloudClient
 from ..errors import SDCloudError
-from ..models import Job
+from ..records import Job
 from ..webui_job import with_cloud_choice
 from .messages import error_html, progress_text, status_html
 from .results import fetch_result_images

@@ -20,7 +20,7 @@ from ..errors import (
     Timeout,
     ValidationFailed,
 )
-from ..models import Job
+from ..records import Job
 
 # Payload field -> the label an A1111 user sees, so a server error points at the right control.
 FIELD_LABELS = {

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from ..client import SDCloudClient
-from ..models import Job
+from ..records import Job
 
 log = logging.getLogger("sdcloud.ui")
 

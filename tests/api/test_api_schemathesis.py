@@ -42,6 +42,16 @@ OPERATIONS = [
     "stop_endpoint",
     "delete_endpoint",
     "list_models",
+    "declare_model_upload",
+    "get_model_upload",
+    "complete_model_upload",
+    "abort_model_upload",
+    "put_upload_part",
+    "import_model",
+    "get_model_import",
+    "get_model",
+    "update_model",
+    "delete_model",
     "get_blob",
 ]
 
@@ -74,6 +84,11 @@ WITH_INPUTS = [
     "create_endpoint",
     "scale_endpoint",
     "list_models",
+    "declare_model_upload",
+    "complete_model_upload",
+    "put_upload_part",
+    "import_model",
+    "update_model",
     "get_blob",
 ]
 RUNS = [(op, GenerationMode.POSITIVE) for op in OPERATIONS] + [
@@ -108,6 +123,9 @@ CROSS_FIELD_RULES = (
     ("payload.scheduler", "cannot be used with sampler"),
     ("payload.hr_scale", "hires fix"),
     ("payload.hr_resize_x", "hires fix"),
+    # Names the schema cannot enumerate: what the model library holds is known only at submit.
+    ("payload.override_settings.sd_vae", "unknown VAE"),
+    ("payload.prompt", "unknown LoRA"),
 )
 
 

@@ -37,7 +37,8 @@ def aws(moto_url, aws_clients):
     settings = Settings(
         mode="aws", aws_region=moto.REGION, aws_endpoint_url=moto_url,
         jobs_table=make_table(dynamo, "JobsTable"), users_table=make_table(dynamo, "UsersTable"),
-        api_keys_table=make_table(dynamo, "ApiKeysTable"), blob_bucket=bucket,
+        api_keys_table=make_table(dynamo, "ApiKeysTable"), models_table=make_table(dynamo, "ModelsTable"),
+        blob_bucket=bucket,
         sagemaker_endpoints=f"default=async:{endpoint}", admin_key_secret_arn=secret,
         invocation_timeout_s=1200, request_ttl_s=3600,
     )  # fmt: skip

@@ -53,8 +53,13 @@ CORPUS: list[tuple[str, dict]] = [
     ("txt2img", {"restore_faces": True}),
     ("txt2img", {"styles": ["cinematic"]}),
     ("txt2img", {"alwayson_scripts": {"controlnet": {"args": []}}}),
-    ("txt2img", {"prompt": "a cat <lora:film:0.8>"}),
-    ("txt2img", {"override_settings": {"sd_vae": "vae.pt"}}),
+    # LoRA tags and sd_vae are resolved against the catalog after these rules (model_refs); the
+    # rules themselves refuse what no catalog can make right.
+    ("txt2img", {"prompt": "a cat <hypernet:film:0.8>"}),
+    ("txt2img", {"prompt": "a cat <lora:film:0.8:dyn=4>"}),
+    ("txt2img", {"prompt": "a cat <lora:film:strong>"}),
+    ("txt2img", {"negative_prompt": "blurry <lora:film:0.8>"}),
+    ("txt2img", {"override_settings": {"sd_hypernetwork": "film.pt"}}),
     ("txt2img", {"s_churn": 1.0, "sampler_name": "Euler a"}),
     ("txt2img", {"eta": 0.3, "sampler_name": "DPM++ 2M"}),
     ("txt2img", {"enable_hr": True, "hr_upscaler": "R-ESRGAN 4x+"}),

@@ -12,7 +12,7 @@ import pytest
 
 from sdcloud import errors
 from sdcloud.client import SDCloudClient
-from sdcloud.models import Job
+from sdcloud.records import Job
 from tests.extension.support.stack import CHECKPOINT, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -9,7 +9,7 @@ import pytest
 
 from sdcloud import errors
 from sdcloud.client import SDCloudClient
-from sdcloud.models import Job, ResultImage
+from sdcloud.records import Job, ResultImage
 from sdcloud.retrying import MAX_BACKOFF_S, backoff_delay, parse_retry_after, retry_delay
 from tests.extension.conftest import API_KEY, SleepRecorder
 from tests.extension.support.images import INFOTEXT, png_with_infotext

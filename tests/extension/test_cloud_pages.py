@@ -15,7 +15,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 
 from sdcloud.client import SDCloudClient  # noqa: E402
-from sdcloud.models import Endpoint, ModelInfo  # noqa: E402
+from sdcloud.records import Endpoint, ModelInfo  # noqa: E402
 from sdcloud.settings import Settings, SettingsStore  # noqa: E402
 from sdcloud.ui.accordion import catalog_info, endpoint_state_html, model_hash_html, refresh_lists  # noqa: E402
 from sdcloud.ui.cloud_tab import HostConnection, build_cloud_tab  # noqa: E402

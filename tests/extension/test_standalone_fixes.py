@@ -21,7 +21,7 @@ gr = pytest.importorskip("gradio")
 from sdcloud import limits  # noqa: E402
 from sdcloud.app import outputs_dir_for, parse_args, strip_external_resources  # noqa: E402
 from sdcloud.errors import Conflict  # noqa: E402
-from sdcloud.models import Job  # noqa: E402
+from sdcloud.records import Job  # noqa: E402
 from sdcloud.settings import Settings, SettingsStore  # noqa: E402
 from sdcloud.ui import build_generate_tab, compat  # noqa: E402
 from sdcloud.ui.connection import KEY_NOT_SAVED, KEY_SAVED, NO_KEY, key_status, save_connection  # noqa: E402

@@ -18,7 +18,7 @@ gr = pytest.importorskip("gradio")
 from sdcloud import limits  # noqa: E402
 from sdcloud.app import parse_args, startup_settings  # noqa: E402
 from sdcloud.errors import AuthError, FieldError, ValidationFailed  # noqa: E402
-from sdcloud.models import Job  # noqa: E402
+from sdcloud.records import Job  # noqa: E402
 from sdcloud.samplers import SAMPLERS, SCHEDULERS  # noqa: E402
 from sdcloud.settings import ClientProvider, Settings, SettingsStore  # noqa: E402
 from sdcloud.ui import build_generate_tab, build_jobs_tab, build_settings_tab  # noqa: E402

@@ -177,8 +177,14 @@ def test_img2img_from_the_ui_and_the_api(cloud) -> None:  # type: ignore[no-unty
 
 
 def test_refused_fields_surface_as_messages(cloud) -> None:  # type: ignore[no-untyped-def]
+    # Refused here by the contract: hypernetworks are not applied by the engine.
+    *_, html = cloud.txt2img(prompt="a fox <hypernet:foxy:0.8>", width=64, height=64, script_args=_args(cloud))
+    assert "SD Cloud cannot run this generation" in html and "hypernet" in html.lower()
+    _patched_functions_restored()
+
+    # Refused by the middleware, which alone knows the library: the same kind of message.
     *_, html = cloud.txt2img(prompt="a fox <lora:foxy:0.8>", width=64, height=64, script_args=_args(cloud))
-    assert "SD Cloud cannot run this generation" in html and "lora" in html.lower()
+    assert "SD Cloud cannot run this generation" in html and "unknown LoRA" in html and "foxy" in html
     _patched_functions_restored()
 
     with pytest.raises(Exception, match="restore_faces"):
@@ -267,7 +273,7 @@ def test_send_to_txt2img_restores_the_cloud_choice(cloud) -> None:  # type: igno
     updates = cloud.paste("txt2img", infotext)
     values = {id(component): update.get("value") for (component, _), update in zip(fields, updates, strict=True)}
     script = cloud.tabs["txt2img"].script("SD Cloud")
-    enabled, endpoint, checkpoint = script.controls
+    enabled, endpoint, checkpoint, _vae = script.controls
     assert values[id(enabled)] is True
     assert values[id(endpoint)] == "local" and values[id(checkpoint)] == CKPT
     updates = cloud.paste("txt2img", "a fox\nSteps: 4, Sampler: Euler, Seed: 1, Size: 64x64")

@@ -57,6 +57,7 @@ class AwsStack:
             "JobsTable": f"sdcloud-jobs-{self.suffix}",
             "UsersTable": f"sdcloud-users-{self.suffix}",
             "ApiKeysTable": f"sdcloud-api-keys-{self.suffix}",
+            "ModelsTable": f"sdcloud-models-{self.suffix}",
         }
 
     def url(self, name: str) -> str:
@@ -154,6 +155,7 @@ class AwsStack:
             "SDCLOUD_JOBS_TABLE": self.tables["JobsTable"],
             "SDCLOUD_USERS_TABLE": self.tables["UsersTable"],
             "SDCLOUD_API_KEYS_TABLE": self.tables["ApiKeysTable"],
+            "SDCLOUD_MODELS_TABLE": self.tables["ModelsTable"],
             "SDCLOUD_BLOB_BUCKET": self.bucket,
             "SDCLOUD_SAGEMAKER_ENDPOINTS": f"default=async:{SAGEMAKER_ENDPOINT}",
             "SDCLOUD_ADMIN_KEY_SECRET_ARN": self.secret_arn,

@@ -165,6 +165,8 @@ def build_contract(manifest: Mapping[str, Any]) -> dict[str, Any]:
             "fields": list(policy.PROMPT_FIELDS),
             "extra_network_tag": policy.EXTRA_NETWORK_TAG,
             "extra_network_instead": policy.EXTRA_NETWORK_INSTEAD,
+            "extra_network_kinds": list(policy.EXTRA_NETWORK_KINDS),
+            "extra_network_fields": list(policy.EXTRA_NETWORK_FIELDS),
         },
         "images": {"formats": list(policy.IMAGE_FORMATS), "background": list(policy.IMAGE_BACKGROUND)},
         "phases": list(policy.PHASES),

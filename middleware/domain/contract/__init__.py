@@ -9,6 +9,7 @@ from .generation_contract import (
     TASKS,
     CheckedPayload,
     HiresPlan,
+    NetworkTag,
     PayloadRejected,
     Problem,
     SamplerChoice,
@@ -20,8 +21,11 @@ from .generation_contract import (
     fields,
     hires_target,
     json_depth,
+    lora_matches,
+    network_tags,
     resolve_sampler,
     schedule_labels,
+    strip_network_tags,
     supported_samplers,
 )
 
@@ -31,6 +35,7 @@ __all__ = [
     "TASKS",
     "CheckedPayload",
     "HiresPlan",
+    "NetworkTag",
     "PayloadRejected",
     "Problem",
     "SamplerChoice",
@@ -42,7 +47,10 @@ __all__ = [
     "fields",
     "hires_target",
     "json_depth",
+    "lora_matches",
+    "network_tags",
     "resolve_sampler",
     "schedule_labels",
+    "strip_network_tags",
     "supported_samplers",
 ]

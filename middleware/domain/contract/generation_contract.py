@@ -20,7 +20,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,14 +135,100 @@ def depth_problem(text: str | bytes) -> Problem | None:
     return None
 
 
-def check_payload(task: Any, payload: Any, *, decode_images: bool = True, prefix: str = "payload") -> CheckedPayload:
+def check_payload(
+    task: Any,
+    payload: Any,
+    *,
+    decode_images: bool = True,
+    prefix: str = "payload",
+    loras: Collection[str] | None = None,
+) -> CheckedPayload:
     """Check a WebUI txt2img / img2img payload against the contract.
 
     Raises PayloadRejected with every problem found (at most ``limits.max_problems``, the rest
     counted). With ``decode_images`` the init images are decoded into PIL images and returned;
-    without it they are still fully checked.
+    without it they are still fully checked. ``loras`` are the LoRA model names the job carries
+    (``models.loras``): each ``<lora:...>`` tag must name one of them; None checks the tags'
+    syntax only (the middleware resolves the names against its catalog afterwards).
     """
-    return _Checker(prefix).run(task, payload, decode_images)
+    return _Checker(prefix, loras).run(task, payload, decode_images)
+
+
+@dataclass(frozen=True)
+class NetworkTag:
+    """One ``<lora:name:te:unet>`` tag as A1111 reads it (``extra_networks.parse_prompt``)."""
+
+    kind: str  # "lora" or "lyco" (A1111 treats both alike)
+    name: str
+    te_multiplier: float
+    unet_multiplier: float
+    text: str  # the tag as written
+
+
+def network_tags(text: str) -> tuple[list[NetworkTag], list[str]]:
+    """The LoRA tags in a prompt, and a message for each tag that cannot be applied.
+
+    A1111's grammar: ``<lora:name>`` is weight 1; ``<lora:name:0.8>`` sets both the text-encoder
+    and the UNet multiplier; ``<lora:name:0.8:0.5>`` sets them apart (also ``te=``/``unet=``).
+    ``dyn`` (a rank cut-off) and other network kinds (hypernetworks) are refused.
+    """
+    tags: list[NetworkTag] = []
+    problems: list[str] = []
+    for match in _EXTRA_NETWORK.finditer(text):
+        kind, args, written = match.group(1), match.group(2), match.group(0)
+        if kind not in _NETWORK_KINDS:
+            problems.append(
+                f"extra network {written!r} is not supported: only {', '.join(_NETWORK_KINDS)} tags are "
+                f"applied; {CONTRACT['prompts']['extra_network_instead']}"
+            )
+            continue
+        positional: list[str] = []
+        named: dict[str, str] = {}
+        for item in args.split(":"):
+            key, sep, value = item.partition("=")
+            if sep and key.strip() in ("te", "unet", "dyn"):
+                named[key.strip()] = value.strip()
+            else:
+                positional.append(item)
+        name = positional[0].strip() if positional else ""
+        if not name:
+            problems.append(f"extra network {written!r} names no LoRA; write <{kind}:name:weight>")
+            continue
+        if len(positional) > 3 or "dyn" in named:
+            problems.append(
+                f"{written!r}: a dynamic LoRA dimension (dyn) is not supported; write <{kind}:{name}:weight> "
+                "or <" + kind + ":" + name + ":te_weight:unet_weight>"
+            )
+            continue
+        te_text = named.get("te", positional[1] if len(positional) > 1 else "1")
+        unet_text = named.get("unet", positional[2] if len(positional) > 2 else te_text)
+        te, unet = _multiplier(te_text), _multiplier(unet_text)
+        if te is None or unet is None:
+            bad = te_text if te is None else unet_text
+            problems.append(f"{written!r}: the weight {bad.strip()!r} is not a number; write e.g. <{kind}:{name}:0.8>")
+            continue
+        tags.append(NetworkTag(kind, name, te, unet, written))
+    return tags, problems
+
+
+def lora_matches(tag_name: str, model_name: str) -> bool:
+    """A tag names a LoRA by its file name or the file name's stem (A1111's alias)."""
+    base = model_name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base else base
+    return tag_name in (model_name, base, stem)
+
+
+def strip_network_tags(text: str) -> str:
+    """The prompt without its extra-network tags, as A1111 conditions on it."""
+    return _EXTRA_NETWORK.sub("", text)
+
+
+def _multiplier(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and abs(value) <= _MAX_MULTIPLIER else None
 
 
 def resolve_sampler(
@@ -183,6 +269,9 @@ for _c in CONTRACT["schedulers"]:
 _SCHEDULE_BY_NAME = {c["name"]: c for c in CONTRACT["schedulers"]}
 _AUTOMATIC = "automatic"
 _EXTRA_NETWORK = re.compile(CONTRACT["prompts"]["extra_network_tag"])
+_NETWORK_KINDS: tuple[str, ...] = tuple(CONTRACT["prompts"]["extra_network_kinds"])
+_NETWORK_PROMPTS: tuple[str, ...] = tuple(CONTRACT["prompts"]["extra_network_fields"])
+_MAX_MULTIPLIER = 100.0  # A1111 has no bound; beyond this a weight is a typo, not a style
 _DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 _JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
@@ -224,8 +313,9 @@ class _TooMany(Exception):
 
 
 class _Checker:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, loras: Collection[str] | None = None) -> None:
         self.prefix = prefix
+        self.loras = loras
         self.problems: list[Problem] = []
         self.overflow = 0
         self.bad: set[str] = set()
@@ -408,12 +498,29 @@ class _Checker:
             if len(text) > limit:
                 self.add(name, f"is {len(text)} characters long; the limit is {limit}", TOO_LARGE)
                 continue
-            match = _EXTRA_NETWORK.search(text)
-            if match:
+            self._network_tags(name, text)
+
+    def _network_tags(self, name: str, text: str) -> None:
+        tags, problems = network_tags(text)
+        for message in problems:
+            self.add(name, message, UNSUPPORTED)
+        if tags and name not in _NETWORK_PROMPTS:
+            # A1111 activates networks from the prompt only; in other prompts a tag is dead text.
+            self.add(
+                name,
+                f"LoRA tags ({tags[0].text!r}) are applied from the prompt only (A1111 reads them nowhere "
+                "else); move the tag into the prompt, or leave this field empty to reuse the prompt",
+                UNSUPPORTED,
+            )
+            return
+        if self.loras is None:
+            return
+        for tag in tags:
+            if not any(lora_matches(tag.name, model) for model in self.loras):
                 self.add(
                     name,
-                    f"extra networks ({match.group(0)!r}) are not applied yet; {CONTRACT['prompts']['extra_network_instead']}",
-                    UNSUPPORTED,
+                    f"LoRA {tag.name!r} ({tag.text!r}) has no reference in the job's models.loras; "
+                    "submit through the middleware, which resolves the tags to library models",
                 )
 
     def _override_settings(self, overrides: Mapping[str, Any]) -> int:

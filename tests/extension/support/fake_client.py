@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sdcloud.errors import Conflict, NotFound, SDCloudError
-from sdcloud.models import Endpoint, Job, ModelInfo, Page, ResultImage, ServerInfo, User
+from sdcloud.records import Endpoint, Job, ModelInfo, Page, ResultImage, ServerInfo, User
 from tests.extension.support.images import png_with_infotext
 from tests.extension.support.jobs import job_json
 

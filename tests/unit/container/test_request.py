@@ -450,8 +450,9 @@ def test_unsupported_sampler_is_unsupported_feature() -> None:
         ({"s_min_uncond": 0.5}, "payload.s_min_uncond"),
         ({"infotext": "a cat\nSteps: 20"}, "payload.infotext"),
         ({"firstphase_width": 512}, "payload.firstphase_width"),
-        ({"override_settings": {"sd_vae": "x.pt"}}, "payload.override_settings.sd_vae"),
-        ({"prompt": "a cat <lora:cute:0.8>"}, "payload.prompt"),
+        ({"override_settings": {"sd_hypernetwork": "x.pt"}}, "payload.override_settings.sd_hypernetwork"),
+        ({"prompt": "a cat <hypernet:cute:0.8>"}, "payload.prompt"),
+        ({"negative_prompt": "<lora:cute:0.8>"}, "payload.negative_prompt"),
     ],
 )
 def test_unsupported_features_are_refused_not_ignored(payload, field) -> None:
@@ -548,12 +549,30 @@ def test_bad_vae_ref() -> None:
 
 
 @pytest.mark.parametrize("kind", ["loras", "embeddings"])
-def test_loras_and_embeddings_unsupported(kind) -> None:
+def test_lora_and_embedding_references_are_checked(kind) -> None:
     doc = job()
-    doc["models"][kind] = [dict(CHECKPOINT)]
-    assert fails(doc, UnsupportedFeature).field == f"models.{kind}"
     doc["models"][kind] = "x"
     assert fails(doc).field == f"models.{kind}"
+    doc["models"][kind] = [dict(CHECKPOINT, sha256="nope")]
+    assert fails(doc).field == f"models.{kind}[0].sha256"
+    doc["models"][kind] = [dict(CHECKPOINT, name="a/cute.safetensors"), dict(CHECKPOINT, name="b/cute.pt")]
+    assert fails(doc).field == f"models.{kind}[1].name"  # one stem, two files: a tag could not tell
+
+
+def test_lora_tags_resolve_to_the_jobs_references() -> None:
+    doc = job(prompt="a cat <lora:cute:0.8>, <lyco:cute.safetensors:0.5:0.25>")
+    doc["models"]["loras"] = [dict(CHECKPOINT, name="cute.safetensors")]
+    doc["models"]["embeddings"] = [dict(CHECKPOINT, name="bad-hands.pt")]
+    req = parse(doc)
+    assert [(u.mentioned_name, u.te_multiplier, u.unet_multiplier) for u in req.loras] == [
+        ("cute", 0.8, 0.8), ("cute.safetensors", 0.5, 0.25)]
+    assert [e.name for e in req.embeddings] == ["bad-hands.pt"]
+    assert req.prompt == "a cat <lora:cute:0.8>, <lyco:cute.safetensors:0.5:0.25>"  # kept for the infotext
+    assert fails(job(prompt="<lora:cute>")).field == "payload.prompt"  # no reference carried
+
+
+def test_override_sd_vae_is_accepted_the_vae_comes_from_models() -> None:
+    assert parse(job(override_settings={"sd_vae": "kl-f8.safetensors"})).vae is None
 
 
 @pytest.mark.parametrize(

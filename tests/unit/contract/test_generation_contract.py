@@ -149,8 +149,12 @@ def test_transparent_init_images_are_flattened_onto_white():
         ({"restore_faces": True}, "payload.restore_faces", "face restoration", "unsupported"),
         ({"styles": ["cinematic"]}, "payload.styles", "expand the styles into the prompt", "unsupported"),
         ({"alwayson_scripts": {"controlnet": {"args": []}}}, "payload.alwayson_scripts.controlnet", "remove", "unsupported"),
-        ({"prompt": "a cat <lora:film:0.8>"}, "payload.prompt", "<lora:film:0.8>", "unsupported"),
-        ({"override_settings": {"sd_vae": "x.pt"}}, "payload.override_settings.sd_vae", "sd_vae", "unsupported"),
+        ({"prompt": "a cat <hypernet:film:0.8>"}, "payload.prompt", "<hypernet:film:0.8>", "unsupported"),
+        ({"prompt": "a cat <lora:film:1:1:dyn=8>"}, "payload.prompt", "dynamic LoRA dimension", "unsupported"),
+        ({"prompt": "a cat <lora:film:x>"}, "payload.prompt", "'x' is not a number", "unsupported"),
+        ({"negative_prompt": "<lora:film:0.8>"}, "payload.negative_prompt", "from the prompt only", "unsupported"),
+        ({"override_settings": {"sd_hypernetwork": "x.pt"}}, "payload.override_settings.sd_hypernetwork",
+         "sd_hypernetwork", "unsupported"),
         ({"enable_hr": True, "hr_upscaler": "R-ESRGAN 4x+"}, "payload.hr_upscaler", "choose one of: Latent", "unsupported"),
         ({"enable_hr": True, "width": 2048, "height": 1024, "hr_scale": 2}, "payload.hr_scale", "hires fix target", "invalid"),
         ({"script_name": "x/y/z plot"}, "payload.script_name", "scripts", "unsupported"),
@@ -258,3 +262,17 @@ def test_json_depth_is_measured_without_recursion():
     assert json_depth(json.dumps({"s": 'quote \\" and [ inside'})) == 1
     assert contract.depth_problem("[" * 1000 + "]" * 1000) is not None
     assert contract.depth_problem(json.dumps({"payload": {"override_settings": {}}})) is None
+
+
+def test_lora_tags_follow_a1111s_grammar():
+    tags, problems = contract.network_tags("<lora:a> <lora:b:0.5> <lyco:c:0.8:0.2> <lora:d:te=0.3:unet=0.9> <lora:e:unet=0>")
+    assert problems == []
+    assert [(t.kind, t.name, t.te_multiplier, t.unet_multiplier) for t in tags] == [
+        ("lora", "a", 1.0, 1.0), ("lora", "b", 0.5, 0.5), ("lyco", "c", 0.8, 0.2), ("lora", "d", 0.3, 0.9),
+        ("lora", "e", 1.0, 0.0)]
+
+
+def test_lora_tags_must_name_a_carried_lora_when_the_list_is_given():
+    check_payload("txt2img", {"prompt": "<lora:film:0.8>"}, loras=["styles/film.safetensors"])
+    with pytest.raises(PayloadRejected, match="no reference in the job's models.loras"):
+        check_payload("txt2img", {"prompt": "<lora:film:0.8>"}, loras=["grain.safetensors"])

@@ -52,3 +52,26 @@ def test_signed_urls_expire_on_a_minute_boundary(tmp_path):
     assert first.startswith("/v1/blobs/jobs/1/images/0.png?expires=")
     expires = int(first.split("expires=")[1].split("&")[0])
     assert expires % 60 == 0
+
+
+def test_parts_of_an_abandoned_upload_are_freed_and_a_fresh_one_is_kept(tmp_path):
+    import os
+    import time
+
+    from middleware.adapters.fs_blobs import FolderBlobStore
+
+    store = FolderBlobStore(tmp_path, b"k" * 32)
+    for handle in ("upload_old_1", "upload_new_1"):
+        store.start_multipart("models/" + "a" * 64, handle)
+        sink = store.open_part_sink(handle, 1)
+        sink.write(b"part bytes")
+        sink.commit()
+    old_dir = tmp_path / ".multipart" / "upload_old_1"
+    stale = time.time() - 3 * 24 * 3600
+    for path in [old_dir, *old_dir.iterdir()]:
+        os.utime(path, (stale, stale))
+
+    assert store.sweep_stale_multipart(2 * 24 * 3600) == ["upload_old_1"]
+    assert not old_dir.exists()
+    assert [p.number for p in store.list_parts("models/" + "a" * 64, "upload_new_1")] == [1]
+    assert store.sweep_stale_multipart(2 * 24 * 3600) == []

@@ -275,6 +275,12 @@ class ModelInfo:
     type: str = "checkpoint"
     size: int = 0
     sha256: str = ""
+    # the model library's fields (issue 9); an older middleware sends only the four above
+    id: str = ""
+    owner: str = ""
+    visibility: str = ""
+    created_at: float = 0.0
+    format: str = ""
 
     @classmethod
     def from_json(cls, data: Any) -> ModelInfo:
@@ -284,6 +290,11 @@ class ModelInfo:
             type=_str(d.get("type"), "checkpoint"),
             size=_int(d.get("size")),
             sha256=_str(d.get("sha256")),
+            id=_str(d.get("id")),
+            owner=_str(d.get("owner")),
+            visibility=_str(d.get("visibility")),
+            created_at=_float(d.get("created_at")),
+            format=_str(d.get("format")),
         )
 
     @property
