@@ -33,7 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from middleware.domain.job import cancel_marker_key, output_prefix, result_key, skip_marker_key
+from middleware.domain.job import (
+    cancel_marker_key,
+    invocation_key,
+    output_prefix,
+    result_key,
+    skip_marker_key,
+)
 from middleware.ports import BlobStore, EndpointState, JobEvents
 
 log = logging.getLogger(__name__)
@@ -56,12 +62,6 @@ _THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "
 
 
 REALTIME_EVENT = "realtime-job"  # the "sdcloud" marker of the real-time function's events
-
-
-def invocation_key(job_id: str) -> str:
-    """Where the async invoke's answer is kept for the SNS completion handler (shape agreed
-    with it: endpoint, inference_id, output_location, failure_location, invoked_at)."""
-    return f"{output_prefix(job_id)}invocation.json"
 
 
 # --- endpoint names -------------------------------------------------------------------------------

@@ -432,22 +432,16 @@ class SageMakerEndpointAdmin:
         return True
 
     def _put_async_policies(self, name: str) -> None:
-        self._aas.put_scaling_policy(
-            PolicyName=backlog_policy_name(name),
-            ServiceNamespace=NAMESPACE,
-            ResourceId=resource_id(name),
-            ScalableDimension=DIMENSION,
-            PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": BACKLOG_PER_INSTANCE,
+        self._put_target_tracking(
+            name,
+            BACKLOG_PER_INSTANCE,
+            {
                 "CustomizedMetricSpecification": {
                     "MetricName": "ApproximateBacklogSizePerInstance",
                     "Namespace": METRICS_NAMESPACE,
                     "Dimensions": [{"Name": "EndpointName", "Value": name}],
                     "Statistic": "Average",
-                },
-                "ScaleInCooldown": SCALE_IN_COOLDOWN_S,
-                "ScaleOutCooldown": SCALE_OUT_COOLDOWN_S,
+                }
             },
         )
         # Target tracking divides by the instance count and so never acts at zero instances:
@@ -482,6 +476,15 @@ class SageMakerEndpointAdmin:
         )
 
     def _put_realtime_policy(self, name: str) -> None:
+        self._put_target_tracking(
+            name,
+            INVOCATIONS_PER_INSTANCE,
+            {"PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}},
+        )
+
+    def _put_target_tracking(self, name: str, target: float, metric: dict[str, Any]) -> None:
+        """The endpoint's one target-tracking policy, on ``metric`` (an Application Auto Scaling
+        Customized- or PredefinedMetricSpecification)."""
         self._aas.put_scaling_policy(
             PolicyName=backlog_policy_name(name),
             ServiceNamespace=NAMESPACE,
@@ -489,8 +492,8 @@ class SageMakerEndpointAdmin:
             ScalableDimension=DIMENSION,
             PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": INVOCATIONS_PER_INSTANCE,
-                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "TargetValue": target,
+                **metric,
                 "ScaleInCooldown": SCALE_IN_COOLDOWN_S,
                 "ScaleOutCooldown": SCALE_OUT_COOLDOWN_S,
             },

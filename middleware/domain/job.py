@@ -50,6 +50,12 @@ def output_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/"
 
 
+def invocation_key(job_id: str) -> str:
+    """Where the SageMaker compute keeps what InvokeEndpointAsync answered (endpoint,
+    inference_id, output_location, failure_location, invoked_at) for the SNS completion handler."""
+    return f"{output_prefix(job_id)}invocation.json"
+
+
 def request_key(job_id: str) -> str:
     return f"{output_prefix(job_id)}request.json"
 

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from middleware.domain.job import output_prefix, result_key
+from middleware.domain.job import invocation_key, result_key
 from middleware.ports import BlobStore, JobEvents
 from middleware.services.async_notifications import (
     AsyncResult,
@@ -35,11 +35,6 @@ from middleware.services.async_notifications import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def invocation_key(job_id: str) -> str:
-    """Where the compute adapter keeps what InvokeEndpointAsync answered (endpoint, locations)."""
-    return f"{output_prefix(job_id)}invocation.json"
 
 
 @dataclass

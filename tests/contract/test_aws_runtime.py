@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from middleware.adapters.bucket_models import INDEX_KEY
 from middleware.adapters.dynamodb_users import DynamoDbUserStore
-from middleware.adapters.sagemaker_compute import invocation_key
 from middleware.domain import job as jobs
+from middleware.domain.job import invocation_key
 from middleware.services.progress_relay import progress_key
 from tests.contract.conftest import make_bucket, make_table
 from tests.contract.test_sagemaker_compute import create_endpoint
