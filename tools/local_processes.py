@@ -213,7 +213,9 @@ class LocalStack:
             service.stop()
 
     def __enter__(self) -> LocalStack:
-        return self.start()
+        # `with LocalStack(...).start(timeout=...) as stack:` is started already: starting again
+        # would put new processes in `services` and leave the first ones running, unowned.
+        return self if self.services else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
