@@ -67,7 +67,7 @@ envs: $(VENV)/.stamp $(VENV_EXT)/.stamp $(VENV_FORGE)/.stamp
 # keeps its torchvision out.
 # Each environment installs its requirements under a lock of exact versions (pip freeze of a
 # known-good environment): no resolver backtracking, the same set on every machine.
-$(VENV)/.stamp: requirements/container.txt requirements/middleware.txt requirements/dev.txt requirements/dev.lock
+$(VENV)/.stamp: requirements/container.txt requirements/middleware.txt requirements/local-server.txt requirements/dev.txt requirements/dev.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements/dev.txt -c requirements/dev.lock
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps open-clip-torch==3.3.0

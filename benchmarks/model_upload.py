@@ -2,16 +2,17 @@
 random bytes written once into a temp folder:
 
 1. Throughput: the parallel upload (concurrency 4) vs the same client with concurrency 1 vs a
-   plain file copy (shutil.copyfile on the same disk). MB/s of the part transfer (the hashing pass
-   and the server's verification at completion are reported apart: the copy does neither).
-   Target: parallel / copy >= 0.8.
+   plain file copy (shutil.copyfile on the same disk). MiB/s from the first part byte until the
+   server has verified and recorded the model (the transfer alone is reported too); the client's
+   hashing pass before it is reported apart, as one core's sha256 speed. Target: parallel / copy
+   >= 0.8.
 2. Kill at 50 %: `python -m sdcloud.models upload` is SIGKILLed once the server holds half the
    parts, then run again. Bytes re-sent = bytes that went through a counting proxy in both runs
    minus the file size (HTTP headers included). Target: <= one part (each worker loses at most
    the part it had in flight).
 3. The same file again: bytes sent. Target: 0.
 
-Run: .venv/bin/python benchmarks/model_upload.py [--size-mib 2048] [--concurrency 4]
+Run: .venv/bin/python benchmarks/model_upload.py [--size-mib 2048] [--concurrency 4] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -54,6 +56,19 @@ def write_random(path: Path, size: int) -> None:
             left -= block
 
 
+def timed_copy(source: Path, target: Path, durable: bool) -> float:
+    """Seconds for shutil.copyfile (in-kernel on Linux), fsynced when ``durable``; after a sync."""
+    os.sync()
+    started = time.perf_counter()
+    shutil.copyfile(source, target)
+    if durable:
+        with open(target, "rb+") as fh:
+            os.fsync(fh.fileno())
+    elapsed = time.perf_counter() - started
+    target.unlink()
+    return elapsed
+
+
 def timed_upload(client: SDCloudClient, path: Path, sha: str, concurrency: int, state: Path) -> dict[str, float]:
     marks: dict[str, float] = {}
 
@@ -70,7 +85,7 @@ def timed_upload(client: SDCloudClient, path: Path, sha: str, concurrency: int, 
     assert not result.deduplicated and result.bytes_sent == path.stat().st_size, result
     client.delete_model(result.model.id)  # the next run must send the bytes again
     return {"transfer_s": marks["last"] - marks["first"], "complete_s": ended - marks["last"],
-            "total_s": ended - started}
+            "done_s": ended - marks["first"], "total_s": ended - started}
 
 
 def kill_and_resume(stack: LocalStack, path: Path, sha_known: str, concurrency: int, folder: Path) -> dict[str, int]:
@@ -121,6 +136,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--size-mib", type=int, default=int(os.environ.get("SDCLOUD_BENCH_MODEL_MIB", "2048")))
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="copy + uploads side by side this many times")
     args = parser.parse_args()
     size = args.size_mib * MIB
     with tempfile.TemporaryDirectory(prefix="sdcloud-bench-upload-") as tmp:
@@ -128,17 +144,6 @@ def main() -> int:
         source = folder / "model.bin"
         note(f"writing {args.size_mib} MiB of random bytes")
         write_random(source, size)
-        started = time.perf_counter()
-        shutil.copyfile(source, folder / "copy.bin")
-        copy_s = time.perf_counter() - started
-        (folder / "copy.bin").unlink()
-        # the plain copy mostly lands in the page cache; the same copy made durable, for context
-        started = time.perf_counter()
-        shutil.copyfile(source, folder / "copy.bin")
-        with open(folder / "copy.bin", "rb+") as fh:
-            os.fsync(fh.fileno())
-        synced_s = time.perf_counter() - started
-        (folder / "copy.bin").unlink()
         started = time.perf_counter()
         sha = sha256_of(source)
         hash_s = time.perf_counter() - started
@@ -149,20 +154,40 @@ def main() -> int:
         with LocalStack(data_dir=folder / "data", checkpoint=checkpoint, fake_container=True,
                         with_ui=False).start(timeout=120) as stack:
             client = SDCloudClient(stack.api_url, stack.api_key, timeout=(5, 600))
-            note("parallel upload")
-            parallel = timed_upload(client, source, sha, args.concurrency, folder / "state")
-            note("single stream")
-            single = timed_upload(client, source, sha, 1, folder / "state")
+            # Side by side, in rounds: the copy and both uploads each start after a sync (what
+            # the last one left dirty in the page cache would slow the next one down), and each
+            # figure is the median of the rounds.
+            copies, syncs, parallels, singles = [], [], [], []
+            for round_ in range(args.rounds):
+                note(f"round {round_ + 1}/{args.rounds}: copy, parallel upload, single stream")
+                copies.append(timed_copy(source, folder / "copy.bin", durable=False))
+                syncs.append(timed_copy(source, folder / "copy.bin", durable=True))
+                os.sync()
+                parallels.append(timed_upload(client, source, sha, args.concurrency, folder / "state"))
+                os.sync()
+                singles.append(timed_upload(client, source, sha, 1, folder / "state"))
+            copy_s, synced_s = statistics.median(copies), statistics.median(syncs)
+            parallel = {k: statistics.median(r[k] for r in parallels) for k in parallels[0]}
+            single = {k: statistics.median(r[k] for r in singles) for k in singles[0]}
             copy_mbs = size / MIB / copy_s
-            par_mbs = size / MIB / parallel["transfer_s"]
-            one_mbs = size / MIB / single["transfer_s"]
+            # An upload is done when the server has verified it (its sha256 now follows the parts
+            # in, so little is left after the last byte): the ratio is taken on that, end to end.
+            par_mbs = size / MIB / parallel["done_s"]
+            one_mbs = size / MIB / single["done_s"]
+            hash_mbs = size / MIB / hash_s
             emit("model_upload_throughput", unit="MiB/s", size_mib=args.size_mib, concurrency=args.concurrency,
                  parallel=round(par_mbs, 1), single_stream=round(one_mbs, 1), file_copy=round(copy_mbs, 1),
                  file_copy_fsync=round(size / MIB / synced_s, 1),
                  ratio_parallel_to_copy=round(par_mbs / copy_mbs, 3), ratio_parallel_to_single=round(par_mbs / one_mbs, 3),
-                 parallel_total_s=round(parallel["total_s"], 2), server_verify_s=round(parallel["complete_s"], 2),
-                 client_hash_mibs=round(size / MIB / hash_s, 1), target_ratio=0.8,
-                 met=par_mbs / copy_mbs >= 0.8)
+                 parallel_transfer_only=round(size / MIB / parallel["transfer_s"], 1),
+                 single_transfer_only=round(size / MIB / single["transfer_s"], 1),
+                 parallel_done_s=round(parallel["done_s"], 2),
+                 server_complete_s=round(parallel["complete_s"], 2),
+                 # one core's sha256 bounds any upload the server verifies (it is one sequential
+                 # pass): when it is below 0.8x the copy, the target cannot be met on this machine
+                 sha256_one_core=round(hash_mbs, 1), sha256_bound_ratio=round(hash_mbs / copy_mbs, 3),
+                 rounds=args.rounds, copy_runs_mibs=[round(size / MIB / c, 1) for c in copies],
+                 target_ratio=0.8, met=par_mbs / copy_mbs >= 0.8)
             # one worker loses at most the part it had in flight; 4 workers up to 4 partial parts
             for n, workers in enumerate(dict.fromkeys((1, args.concurrency))):
                 note(f"kill at 50 % and resume (concurrency {workers})")

@@ -7,6 +7,7 @@ against every adapter of a port.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -218,8 +219,10 @@ class MultipartBlobs(Protocol):
 
     def list_parts(self, key: str, handle: str) -> list[ReceivedPart]: ...
 
-    def complete_multipart(self, key: str, handle: str, parts: list[ReceivedPart]) -> None:
-        """Assemble ``parts`` (in order) into the object at ``key``; the parts are freed."""
+    def complete_multipart(self, key: str, handle: str, parts: list[ReceivedPart]) -> str | None:
+        """Assemble ``parts`` (in order) into the object at ``key``; the parts are freed.
+        Returns the object's sha256 when the store worked it out while the parts came in (the
+        folder store), else None (the library then reads the object back to hash it)."""
 
     def abort_multipart(self, key: str, handle: str) -> None:
         """Free every part; harmless when the upload is unknown."""
@@ -243,7 +246,8 @@ class ModelSource(Protocol):
 class PartSink(Protocol):
     """One part being received (the folder store's part PUT route), written to disk as it comes."""
 
-    def write(self, chunk: bytes) -> None: ...
+    def write(self, chunks: Iterable[bytes]) -> None:
+        """Append these chunks to the part (handed over a few MiB at a time)."""
 
     def commit(self) -> str:
         """Keep the part; returns its ETag (quoted, as S3 answers)."""
@@ -257,7 +261,8 @@ class PartReceiver(Protocol):
 
     def verify_part_signature(self, handle: str, number: int, expires: int, signature: str) -> bool: ...
 
-    def open_part_sink(self, handle: str, number: int) -> PartSink: ...
+    def open_part_sink(self, handle: str, number: int, offset: int) -> PartSink:
+        """Where part ``number``, starting ``offset`` bytes into the object, is written."""
 
 
 @runtime_checkable

@@ -224,7 +224,7 @@ class S3BlobStore:
                 return found
             marker = int(page["NextPartNumberMarker"])
 
-    def complete_multipart(self, key: str, handle: str, parts: list[ReceivedPart]) -> None:
+    def complete_multipart(self, key: str, handle: str, parts: list[ReceivedPart]) -> str | None:
         validate_key(key)
         self._s3.complete_multipart_upload(
             Bucket=self.bucket,
@@ -232,6 +232,7 @@ class S3BlobStore:
             UploadId=handle,
             MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
         )
+        return None  # S3 does not hash the object for us: the library reads it back
 
     def abort_multipart(self, key: str, handle: str) -> None:
         validate_key(key)

@@ -222,6 +222,7 @@ class ModelImport:
     bytes: int = 0
     model_id: str | None = None
     error: str | None = None
+    updated_at: int = 0  # the last progress report (0: none yet)
 
     def moved_to(self, status: str, **changes: Any) -> ModelImport:
         if status not in _IMPORT_MOVES.get(self.status, set()):
@@ -286,6 +287,11 @@ class ContentDigest:
     @property
     def head(self) -> bytes:
         return bytes(self._head)
+
+    @property
+    def head_complete(self) -> bool:
+        """Every byte of the head it keeps has passed (true at once when it keeps none)."""
+        return self._sized and len(self._head) >= self._head_limit
 
     def hexdigest(self) -> str:
         return self._sha.hexdigest()

@@ -47,6 +47,12 @@ GIB = 1024**3
 OPERATOR = "operator"
 _OPERATOR_PREFIX = "operator:"
 _READ_CHUNK = 8 * 1024 * 1024
+# An import reports progress every 64 MiB; a quarter hour without a report means its process is
+# gone (a restart, or the import function's 15-minute Lambda limit).
+IMPORT_STALE_S = 15 * 60
+
+# (import_id, url): start ModelLibrary.run_import(import_id, url) where it may run for minutes.
+ImportLauncher = Callable[[str, str], None]
 MAX_LIST_LIMIT = 200
 
 
@@ -97,9 +103,14 @@ class ModelLibrary:
         url_ttl_s: int = 24 * 3600,
         max_bytes: int = 20 * GIB,
         allow_http_imports: bool = False,
-        background: Callable[[Callable[[], None]], None] | None = None,
+        launcher: ImportLauncher | None = None,
+        import_stale_s: int = IMPORT_STALE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``launcher`` starts ``run_import`` for an import somewhere it may run for minutes:
+        by default a thread of this process; in AWS the import function (a Lambda invocation).
+        An import that reported no progress for ``import_stale_s`` (its process died, or ran
+        past Lambda's 15 minutes) is shown as failed."""
         self._store = store
         self._blobs = blobs
         self._multipart = multipart
@@ -110,12 +121,12 @@ class ModelLibrary:
         self._url_ttl_s = url_ttl_s
         self.max_bytes = max_bytes
         self._allow_http = allow_http_imports
-        self._background = background or self._thread
+        self._launcher = launcher or self._thread
+        self._import_stale_s = import_stale_s
         self._clock = clock
 
-    @staticmethod
-    def _thread(fn: Callable[[], None]) -> None:
-        threading.Thread(target=fn, name="sdcloud-model-import", daemon=True).start()
+    def _thread(self, import_id: str, url: str) -> None:
+        threading.Thread(target=self.run_import, args=(import_id, url), name="sdcloud-model-import", daemon=True).start()
 
     # -- uploads --------------------------------------------------------------------------------
 
@@ -240,7 +251,11 @@ class ModelLibrary:
         part = upload.part(number)
         if part is None:
             raise NotFound(f"upload {upload_id} has no part {number}")
-        return self._receiver.open_part_sink(upload.store_handle, number), part.size
+        try:
+            sink = self._receiver.open_part_sink(upload.store_handle, number, part.offset)
+        except KeyError:
+            raise Conflict(f"upload {upload_id} is being completed or was removed; it takes no more parts") from None
+        return sink, part.size
 
     def complete(self, user: User, upload_id: str, parts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         upload = self._own_upload(user, upload_id)
@@ -251,8 +266,8 @@ class ModelLibrary:
         ready = self._received_parts(upload, parts or [])
         record = self._dedupe(user, upload.name, upload.type, upload.size, upload.sha256, upload.visibility, upload.format)
         if record is None:
-            self._multipart.complete_multipart(upload.key, upload.store_handle, ready)
-            problem = self._verify(upload.key, upload.size, upload.sha256, upload.format)
+            known_sha256 = self._multipart.complete_multipart(upload.key, upload.store_handle, ready)
+            problem = self._verify(upload.key, upload.size, upload.sha256, upload.format, known_sha256)
             if problem is not None:
                 self._fail(upload, problem)
             record = self._record_for(upload)
@@ -283,19 +298,24 @@ class ModelLibrary:
             raise InvalidInput(errors)
         return [received[p.number] for p in upload.parts]
 
-    def _verify(self, key: str, size: int, sha256: str, fmt: str) -> str | None:
-        """What is wrong with the object at ``key``, or None when it is what was declared."""
+    def _verify(self, key: str, size: int, sha256: str, fmt: str, known_sha256: str | None = None) -> str | None:
+        """What is wrong with the object at ``key``, or None when it is what was declared.
+
+        ``known_sha256`` is the digest the store worked out while the parts came in, over
+        exactly ``size`` bytes (the folder store); then only a safetensors header is read back."""
         digest = ContentDigest(safetensors=fmt == "safetensors")
         with self._blobs.open(key) as stream:
-            while chunk := stream.read(_READ_CHUNK):
+            while (known_sha256 is None or not digest.head_complete) and (chunk := stream.read(_READ_CHUNK)):
                 digest.feed(chunk)
-        if digest.size != size:
-            return f"the file has {digest.size} bytes, not the {size} declared"
-        if digest.hexdigest() != sha256:
-            return f"the file's sha256 is {digest.hexdigest()}, not the {sha256} declared"
+        actual_size = digest.size if known_sha256 is None else size
+        actual_sha256 = digest.hexdigest() if known_sha256 is None else known_sha256
+        if actual_size != size:
+            return f"the file has {actual_size} bytes, not the {size} declared"
+        if actual_sha256 != sha256:
+            return f"the file's sha256 is {actual_sha256}, not the {sha256} declared"
         if fmt == "safetensors":
             try:
-                validate_header(digest.head, digest.size)
+                validate_header(digest.head, size)
             except HeaderError as exc:
                 return f"not a valid safetensors file: {exc}"
         return None
@@ -444,13 +464,23 @@ class ModelLibrary:
             expected_sha256=sha256,
         )
         self._store.create_import(job)
-        self._background(lambda: self._run_import(job, url, user))
+        try:
+            self._launcher(job.id, url)
+        except Exception as exc:  # noqa: BLE001 - the import is ended with the reason, not left waiting
+            failed = job.moved_to(rules.FAILED, error=f"the import could not be started: {exc}")
+            self._store.update_import(failed)
+            return {"import_id": failed.id, "status": failed.status, "error": failed.error}
         return {"import_id": job.id, "status": job.status}
 
     def import_status(self, user: User, import_id: str) -> dict[str, Any]:
         job = self._store.get_import(import_id)
         if job is None or (job.owner != user.name and not _is_admin(user)):
             raise NotFound(f"no import {import_id}")
+        if job.status == rules.IMPORTING and self._clock() - max(job.created_at, job.updated_at) > self._import_stale_s:
+            job = job.moved_to(rules.FAILED, error=(
+                f"the import stopped reporting progress for over {self._import_stale_s // 60} minutes (the "
+                "server restarted, or the download ran past its time limit); start it again"))
+            self._store.update_import(job)
         view: dict[str, Any] = {"import_id": job.id, "status": job.status, "bytes": job.bytes, "url": job.url}
         if job.model_id and (record := self._store.get_model(job.model_id)) is not None:
             view["model"] = record.to_dict()
@@ -458,22 +488,35 @@ class ModelLibrary:
             view["error"] = job.error
         return view
 
-    def _run_import(self, job: ModelImport, url: str, user: User) -> None:
+    def run_import(self, import_id: str, url: str) -> None:
+        """Download, check and store the file of an import that is still running (a second
+        delivery of the same import, or one already ended, does nothing)."""
+        job = self._store.get_import(import_id)
+        if job is None or job.status != rules.IMPORTING:
+            log.info("import %s is %s: nothing to run", import_id, "unknown" if job is None else job.status)
+            return
+        self._run_import(job, url)
+
+    def _run_import(self, job: ModelImport, url: str) -> None:
         staging = f"imports/{job.id}"
         try:
-            record = self._import(job, url, user, staging)
+            record = self._import(job, url, job.owner, staging)
         except Exception as exc:  # noqa: BLE001 - every failure is reported on the import
             message = str(exc) if isinstance(exc, (ValueError, InvalidInput, Conflict)) else type(exc).__name__
             if not isinstance(exc, (ValueError, InvalidInput, Conflict)):
                 log.exception("import %s failed", job.id)
             self._blobs.delete(staging)
             current = self._store.get_import(job.id) or job
-            self._store.update_import(current.moved_to(rules.FAILED, error=message))
+            if current.status == rules.IMPORTING:
+                self._store.update_import(current.moved_to(rules.FAILED, error=message))
             return
         current = self._store.get_import(job.id) or job
+        if current.status != rules.IMPORTING:  # shown as stopped meanwhile; the model is kept
+            log.warning("import %s finished after it was shown as %s; model %s is stored", job.id, current.status, record.id)
+            return
         self._store.update_import(current.moved_to(rules.COMPLETE, model_id=record.id, bytes=record.size))
 
-    def _import(self, job: ModelImport, url: str, user: User, staging: str) -> ModelRecord:
+    def _import(self, job: ModelImport, url: str, owner: str, staging: str) -> ModelRecord:
         assert self._source is not None
         stream, length = self._source.open(url)
         if length is not None and length > self.max_bytes:
@@ -482,7 +525,10 @@ class ModelLibrary:
         digest = ContentDigest(safetensors=job.format == "safetensors")
 
         def progress(n: int) -> None:
-            self._store.update_import(replace(job, bytes=n))
+            current = self._store.get_import(job.id)
+            if current is None or current.status != rules.IMPORTING:  # shown as stopped meanwhile
+                raise ValueError("the import was ended while it ran")
+            self._store.update_import(replace(current, bytes=n, updated_at=int(self._clock())))
 
         with stream:
             self._multipart.put_stream(staging, _CappedReader(stream, digest, self.max_bytes, progress))
@@ -498,11 +544,11 @@ class ModelLibrary:
             self._blobs.delete(staging)
         else:
             self._multipart.move(staging, rules.model_key(sha))
-        existing = self._store.find_model(user.name, job.type, job.name)
+        existing = self._store.find_model(owner, job.type, job.name)
         if existing is not None and existing.sha256 == sha:
             return existing
         record = ModelRecord(
-            id=_new_id("mdl"), name=job.name, type=job.type, size=digest.size, sha256=sha, owner=user.name,
+            id=_new_id("mdl"), name=job.name, type=job.type, size=digest.size, sha256=sha, owner=owner,
             visibility=job.visibility, created_at=int(self._clock()), format=job.format,
         )
         try:

@@ -55,7 +55,7 @@ class Env:
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             sink, expected = self.library.part_sink(upload_id, int(number), int(query["expires"]), query["signature"])
             assert len(data) == expected
-            sink.write(data)
+            sink.write([data])
             return sink.commit()
         answer = requests.put(url, data=data, timeout=30)
         assert answer.status_code == 200, answer.text
@@ -251,3 +251,35 @@ def test_uploads_idempotency_and_conditional_updates(record_store):
     record_store.create_import(job)
     record_store.update_import(job.moved_to("failed", error="nope"))
     assert record_store.get_import("imp_1").error == "nope"
+
+
+def test_an_import_that_stops_reporting_is_shown_failed_and_a_late_run_does_nothing(record_store, tmp_path):
+    """Its process died (a restart, or the import function's 15 minutes ran out): after
+    ``import_stale_s`` without progress the import reads as failed, and nothing runs it again."""
+    now = [1_000_000.0]
+    launched = []
+    blobs = FolderBlobStore(tmp_path / "blobs", b"k" * 32)
+    library = ModelLibrary(record_store, blobs, blobs, source=object(), launcher=lambda i, u: launched.append((i, u)),
+                           import_stale_s=900, clock=lambda: now[0])  # fmt: skip
+    started = library.start_import(ALICE, "https://huggingface.co/a/b/resolve/main/s.safetensors?token=t", "s.safetensors", "lora")
+    assert started["status"] == "importing"
+    assert launched == [(started["import_id"], "https://huggingface.co/a/b/resolve/main/s.safetensors?token=t")]
+    now[0] += 899
+    assert library.import_status(ALICE, started["import_id"])["status"] == "importing"
+    now[0] += 2
+    view = library.import_status(ALICE, started["import_id"])
+    assert view["status"] == "failed" and "start it again" in view["error"]
+    library.run_import(started["import_id"], launched[0][1])  # a late delivery: the import has ended
+    assert library.import_status(ALICE, started["import_id"]) == view
+
+
+def test_an_import_that_cannot_be_launched_ends_at_once_with_the_reason(record_store, tmp_path):
+    blobs = FolderBlobStore(tmp_path / "blobs", b"k" * 32)
+
+    def refuse(import_id, url):
+        raise RuntimeError("Lambda did not queue import function 'sdc-imports' (ServiceException)")
+
+    library = ModelLibrary(record_store, blobs, blobs, source=object(), launcher=refuse)
+    answer = library.start_import(ALICE, "https://civitai.com/api/download/models/1", "c.safetensors", "lora")
+    assert answer["status"] == "failed" and "ServiceException" in answer["error"]
+    assert library.import_status(ALICE, answer["import_id"])["status"] == "failed"

@@ -69,13 +69,14 @@ async def put_upload_part(
                 return _too_large(number, expected)
             pending.append(chunk)
             pending_bytes += len(chunk)
-            # The server hands chunks of ~64 KiB; one thread hop per chunk costs more than the
-            # write itself, so the disk and the MD5 get a few MiB at a time.
+            # The server hands over chunks of 64-256 KiB; one thread hop per chunk costs more
+            # than the write itself, so the disk gets a few MiB of chunks at a time (as a list:
+            # joining them first would copy every byte once more).
             if pending_bytes >= _WRITE_BYTES:
-                await run_in_threadpool(sink.write, b"".join(pending))
+                await run_in_threadpool(sink.write, pending)
                 pending, pending_bytes = [], 0
         if pending_bytes:
-            await run_in_threadpool(sink.write, b"".join(pending))
+            await run_in_threadpool(sink.write, pending)
     except BaseException:
         await run_in_threadpool(sink.discard)
         raise
