@@ -281,6 +281,15 @@ class AwsRuntime:
     admin_created: bool = False
 
 
+def _aws_import_source(settings: Settings, s3_client: Any) -> UrlModelSource | None:
+    if not settings.import_function_name:
+        return None
+    return UrlModelSource(
+        s3_client=s3_client, s3_buckets=settings.import_buckets,
+        allow_private_hosts=settings.import_allow_private_hosts, allow_http=settings.import_allow_private_hosts,
+    )
+
+
 def build_aws(
     settings: Settings,
     session: Any,
@@ -295,6 +304,7 @@ def build_aws(
     from middleware.adapters.aws_clients import AwsClients
     from middleware.adapters.bucket_models import BucketModelCatalog
     from middleware.adapters.dynamodb_models import DynamoDbModelLibrary
+    from middleware.adapters.lambda_import_launcher import LambdaImportLauncher
     from middleware.adapters.polling_notifier import PollingNotifier
     from middleware.adapters.sagemaker_compute import SageMakerCompute, StaticEndpointDirectory
     from middleware.adapters.sagemaker_endpoints import (
@@ -338,13 +348,16 @@ def build_aws(
         blobs,
         blobs,
         operator_catalog=catalog,
-        # No imports by URL here: an import streams for minutes on a background thread, and
-        # Lambda freezes the process once the request is answered, which would leave the import
-        # "importing" for ever. The API says so and points at the uploader instead.
-        source=None,
+        # Imports by URL stream for minutes, which a background thread of the API function cannot
+        # (Lambda freezes it once the request is answered): each runs in its own invocation of the
+        # import function. Without one configured, the API refuses imports and points at the uploader.
+        source=_aws_import_source(settings, clients.s3),
+        launcher=LambdaImportLauncher(clients.lambda_, settings.import_function_name)
+        if settings.import_function_name else None,
         part_bytes=settings.upload_part_bytes,
         url_ttl_s=settings.upload_url_ttl_s,
         max_bytes=settings.model_max_bytes,
+        allow_http_imports=settings.import_allow_private_hosts,
     )
     services = Services(
         auth=AuthService(users, users),

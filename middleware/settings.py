@@ -101,6 +101,17 @@ class Settings(BaseSettings):
         description="local mode frees the parts of an upload untouched this long (S3: the bucket's lifecycle rule)",
     )
     upload_url_ttl_s: int = Field(24 * 3600, ge=60, le=7 * 24 * 3600, description="life of part URLs")
+    import_function_name: str | None = Field(
+        None,
+        max_length=170,
+        description="AWS: Lambda function that runs imports by URL (the stack's ImportFunction); "
+        "unset: the AWS deployment refuses imports (the API function is frozen between requests)",
+    )
+    import_s3_buckets: str = Field(
+        "",
+        max_length=2000,
+        description="AWS: comma-separated buckets that s3:// imports may read (never the stack's own); empty: none",
+    )
     import_allow_private_hosts: bool = Field(
         False, description="tests only: let imports reach loopback / private hosts and plain http://"
     )
@@ -109,6 +120,19 @@ class Settings(BaseSettings):
     admin_user: str = "admin"
     log_level: str = "info"
     access_log: bool = False
+
+    @property
+    def import_buckets(self) -> frozenset[str]:
+        return frozenset(b.strip() for b in self.import_s3_buckets.split(",") if b.strip())
+
+    @model_validator(mode="after")
+    def _imports_never_read_the_stacks_bucket(self) -> Settings:
+        if self.blob_bucket and self.blob_bucket in self.import_buckets:
+            raise ValueError(
+                "SDCLOUD_IMPORT_S3_BUCKETS must not name the stack's own bucket (SDCLOUD_BLOB_BUCKET): "
+                "every user's jobs and models are in it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _container_url_parses(self) -> Settings:

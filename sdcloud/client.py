@@ -265,6 +265,22 @@ class SDCloudClient:
     def abort_upload(self, upload_id: str) -> None:
         self._json("DELETE", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}")
 
+    def start_import(
+        self, url: str, name: str, type: str, sha256: str | None = None, visibility: str = "private"
+    ) -> dict[str, Any]:
+        """Ask the server to fetch ``url`` into the library; returns the import's state
+        (``import_id``, ``status``: importing, or failed at once with ``error``)."""
+        body: dict[str, Any] = {"url": url, "name": name, "type": type, "visibility": visibility}
+        if sha256:
+            body["sha256"] = sha256
+        result: dict[str, Any] = self._json("POST", "/v1/models/imports", body=body)
+        return result
+
+    def get_import(self, import_id: str) -> dict[str, Any]:
+        """An import's state: ``bytes`` so far, then ``model`` (complete) or ``error`` (failed)."""
+        result: dict[str, Any] = self._json("GET", f"/v1/models/imports/{_segment(import_id, 'import id')}")
+        return result
+
     def get_model(self, model_id: str) -> ModelInfo:
         return ModelInfo.from_json(self._json("GET", f"/v1/models/{_model_segment(model_id)}"))
 

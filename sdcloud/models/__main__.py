@@ -1,4 +1,4 @@
-"""`python -m sdcloud.models upload|sync|list`: the model library from a shell.
+"""`python -m sdcloud.models upload|import|sync|list`: the model library from a shell.
 
 The API URL and key come the way the standalone app reads them: --api-url / SDCLOUD_API_URL,
 --api-key-file / SDCLOUD_API_KEY_FILE, then SDCLOUD_API_KEY, then the saved settings file
@@ -17,9 +17,11 @@ from typing import Any, TextIO
 
 from ..client import SDCloudClient
 from ..errors import SDCloudError
+from ..records import ModelInfo
 from ..settings import Settings, SettingsStore, default_settings_path
+from .imports import POLL_S, follow_import, name_from_url
 from .local_folders import SYNC_TYPES, webui_folders
-from .uploader import DEFAULT_CONCURRENCY, MODEL_TYPES, Uploader
+from .uploader import DEFAULT_CONCURRENCY, MODEL_TYPES, Uploader, validate_name
 
 PROG = "python -m sdcloud.models"
 EXIT_FAILED = 1
@@ -48,6 +50,15 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     up.add_argument("--public", action="store_true", help="visible to every user (default: private)")
     up.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="parts in flight")
     up.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    im = sub.add_parser("import", parents=[common], help="have the cloud fetch a model from a URL (https://, s3://)")
+    im.add_argument("url")
+    im.add_argument("--type", required=True, choices=MODEL_TYPES)
+    im.add_argument("--name", default=None, help="the name in the cloud (default: the URL's file name)")
+    im.add_argument("--sha256", default=None, help="the file's expected sha256 (the import fails on another)")
+    im.add_argument("--public", action="store_true", help="visible to every user (default: private)")
+    im.add_argument("--no-wait", action="store_true", help="print the import id and return at once")
+    im.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sy = sub.add_parser("sync", parents=[common], help="upload the WebUI's local models the cloud does not hold yet")
     sy.add_argument("--webui-dir", default=env.get("SDCLOUD_WEBUI_DIR", "."),
@@ -103,7 +114,7 @@ class _Bar:
         if self.bar is None or label != self.phase:
             self.close()
             self.phase = label
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
+            self.bar = tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                             file=self.stream, leave=False, mininterval=0.5)
         if phase != label:
             self.bar.set_postfix_str(phase.split(" ", 1)[1][:40], refresh=False)
@@ -137,6 +148,29 @@ def cmd_upload(client: SDCloudClient, args: argparse.Namespace, out: TextIO, err
     return 0
 
 
+def cmd_import(client: SDCloudClient, args: argparse.Namespace, out: TextIO, err: TextIO,
+               poll_s: float = POLL_S) -> int:
+    name = validate_name(args.name or name_from_url(args.url))
+    started = client.start_import(args.url, name, args.type, args.sha256, "public" if args.public else "private")
+    import_id = str(started.get("import_id") or "")
+    if args.no_wait and started.get("status") == "importing":
+        print(f"import {import_id} started; `GET /v1/models/imports/{import_id}` shows it", file=out)
+        return 0
+    bar = _Bar(not args.no_progress and err.isatty(), err)
+    state = started
+    try:
+        for state in follow_import(client, started, poll_s):
+            bar("downloading", int(state.get("bytes") or 0), 0)
+    finally:
+        bar.close()
+    if state.get("status") != "complete":
+        print(f"{PROG}: failed: import {import_id}: {state.get('error') or state.get('status')}", file=err)
+        return EXIT_FAILED
+    m = ModelInfo.from_json(state.get("model"))
+    print(f"{m.type} {m.name} sha256 {m.sha256} ({m.size} bytes, imported)", file=out)
+    return 0
+
+
 def cmd_sync(client: SDCloudClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .sync import run_sync
 
@@ -166,7 +200,7 @@ def cmd_list(client: SDCloudClient, args: argparse.Namespace, out: TextIO, err: 
     return 0
 
 
-COMMANDS = {"upload": cmd_upload, "sync": cmd_sync, "list": cmd_list}
+COMMANDS = {"upload": cmd_upload, "import": cmd_import, "sync": cmd_sync, "list": cmd_list}
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ,

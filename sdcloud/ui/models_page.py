@@ -244,6 +244,43 @@ def upload_model(
     yield status_html(f"Uploaded {result.model.name} ({result.model.type}): {how}", "done")
 
 
+def import_model(
+    get_client: Callable[[], SDCloudClient],
+    url: str,
+    type_: str,
+    public: bool,
+    name: str = "",
+    sha256: str = "",
+    every_s: float = STATUS_EVERY_S,
+) -> Iterator[str]:
+    """Yields status lines while the cloud downloads a model from ``url``."""
+    from ..models.imports import follow_import, name_from_url
+    from ..models.uploader import validate_name
+
+    url = (url or "").strip()
+    if not url:
+        yield status_html("Paste the https:// (or s3://) URL of a model file", "error")
+        return
+    sha = (sha256 or "").strip().lower() or None
+    try:
+        model_name = validate_name((name or "").strip() or name_from_url(url))
+        client = get_client()
+        state: dict = {}
+        for state in follow_import(client, client.start_import(url, model_name, type_, sha,
+                                                                "public" if public else "private"), every_s):
+            if state.get("status") == "importing":
+                got = human_size(int(state.get("bytes") or 0)) or "0 B"
+                yield status_html(f"The cloud is downloading {model_name}: {got} so far", "running")
+    except (SDCloudError, ValueError) as exc:
+        yield status_html(describe_error(exc), "error")
+        return
+    if state.get("status") != "complete":
+        yield status_html(f"Import of {model_name} failed: {state.get('error') or state.get('status')}", "error")
+        return
+    model = ModelInfo.from_json(state.get("model"))
+    yield status_html(f"Imported {model.name} ({model.type}, {human_size(model.size)})", "done")
+
+
 # ---- the gradio page -------------------------------------------------------------------------
 
 
@@ -305,6 +342,22 @@ def build_models_page(
             upload_button = gr.Button("Upload", variant="primary", elem_id=eid("upload"), scale=0)
         upload_status = gr.HTML(status_html("", "idle"), elem_id=eid("upload_status"))
 
+    with gr.Accordion("Import from a URL", open=False, elem_id=eid("import_box")):
+        with gr.Row():
+            import_url = gr.Textbox(label="URL of the model file (https://, e.g. Hugging Face or Civitai; s3://)",
+                                    elem_id=eid("import_url"))
+            import_name = gr.Textbox(label="Name in the cloud (default: the URL's file name)",
+                                     elem_id=eid("import_name"))
+        with gr.Row():
+            import_type = gr.Dropdown(label="Type", choices=list(UPLOAD_TYPES), value="lora",
+                                      elem_id=eid("import_type"), scale=0, min_width=160)
+            import_sha = gr.Textbox(label="sha256 (optional: the import fails on other bytes)",
+                                    elem_id=eid("import_sha256"))
+            import_public = gr.Checkbox(label="Public (every user may use it)", value=False,
+                                        elem_id=eid("import_public"))
+            import_button = gr.Button("Import", variant="primary", elem_id=eid("import"), scale=0)
+        import_status = gr.HTML(status_html("", "idle"), elem_id=eid("import_status"))
+
     with gr.Accordion("My models", open=False, elem_id=eid("own_box")):
         with gr.Row():
             own_picker = gr.Dropdown(label="Model", choices=[], value=None, elem_id=eid("own"))
@@ -326,6 +379,9 @@ def build_models_page(
     def on_upload(path, name, type_value, public):
         yield from upload_model(get_client, path, type_value, bool(public), name)
 
+    def on_import(url, name, type_value, sha, public):
+        yield from import_model(get_client, url, type_value, bool(public), name, sha)
+
     def on_own_refresh():
         choices, line = own_models(get_client)
         return compat.update(choices=[label for label, _ in choices], value=None), dict(choices), line
@@ -340,6 +396,9 @@ def build_models_page(
                       show_progress=hidden).then(on_refresh, inputs=[type_filter], outputs=[table, status])
     upload_button.click(on_upload, inputs=[upload_path, upload_name, upload_type, upload_public],
                         outputs=[upload_status], show_progress=hidden
+                        ).then(on_refresh, inputs=[type_filter], outputs=[table, status])
+    import_button.click(on_import, inputs=[import_url, import_name, import_type, import_sha, import_public],
+                        outputs=[import_status], show_progress=hidden
                         ).then(on_refresh, inputs=[type_filter], outputs=[table, status])
     own_refresh.click(on_own_refresh, outputs=[own_picker, own_ids, own_status])
     for button, action in ((make_public, "public"), (make_private, "private"), (delete, "delete")):

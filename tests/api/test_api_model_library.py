@@ -4,11 +4,11 @@ URLs, resume, dedupe, verification failures, permissions, pagination, body limit
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.contract.model_files import raw_file, safetensors_bytes, sha256
+from tests.support.file_server import serving
 
 PART = 4096
 
@@ -214,32 +214,11 @@ def test_pickle_is_stored_with_its_format(lib):
     assert model["format"] == "pickle"
 
 
-class _Files(BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-
-    def do_GET(self):  # noqa: N802 - the stdlib's name
-        data = self.files.get(self.path.split("?", 1)[0])
-        if data is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def file_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def files():
+    served: dict[str, bytes] = {}
+    with serving(served) as base:
+        yield served, base
 
 
 def wait_import(stack, import_id):
@@ -290,10 +269,10 @@ def open_lib(tmp_path, fake):
         runtime.stop()
 
 
-def test_import_streams_hashes_and_dedupes(open_lib, file_server):
+def test_import_streams_hashes_and_dedupes(open_lib, files):
     data = big_file()
-    _Files.files = {"/lora.safetensors": data, "/bad.safetensors": b"\x01" * 40}
-    base = f"http://127.0.0.1:{file_server.server_port}"
+    served, base = files
+    served.update({"/lora.safetensors": data, "/bad.safetensors": b"\x01" * 40})
     body = {"url": f"{base}/lora.safetensors?token=secret", "name": "imp.safetensors", "type": "lora", "sha256": sha256(data)}
     started = open_lib.client.post("/v1/models/imports", json=body, headers=open_lib.auth())
     assert started.status_code == 202

@@ -113,6 +113,7 @@ FUNCTIONS = {
     "EndpointStateFunction": "middleware.entrypoints.lambda_endpoint_state.handler",
     "SweeperFunction": "middleware.entrypoints.lambda_sweeper.handler",
     "RealtimeFunction": "middleware.entrypoints.lambda_realtime.handler",
+    "ImportFunction": "middleware.entrypoints.lambda_import.handler",
 }
 # The only actions granted on Resource "*", each because AWS offers no resource to name.
 STAR_RESOURCE_ACTIONS = {
@@ -225,9 +226,9 @@ def test_each_sns_subscription_has_a_dead_letter_queue_that_lets_sns_in():
 
 
 def test_event_rules_route_endpoint_state_changes_and_a_minute_sweep():
-    # The real-time function has no event source: the API invokes it.
+    # The real-time and import functions have no event source: the API invokes them.
     events = {name: f["Properties"].get("Events") for name, f in functions().items()}
-    assert events["RealtimeFunction"] is None
+    assert events["RealtimeFunction"] is None and events["ImportFunction"] is None
     (state,) = events["EndpointStateFunction"].values()
     assert state["Type"] == "EventBridgeRule"
     assert state["Properties"]["Pattern"]["detail-type"] == ["SageMaker Endpoint State Change"]
@@ -257,12 +258,36 @@ def test_the_api_hands_realtime_jobs_to_the_realtime_function_only():
     assert api["SDCLOUD_REALTIME_FUNCTION_NAME"] == {"Ref": "RealtimeFunction"}
     invokes = [(h, s) for h, s in statements() if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
     assert [(h, s["Action"], s["Resource"]) for h, s in invokes] == [
-        ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["RealtimeFunction", "Arn"]})
+        ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["RealtimeFunction", "Arn"]}),
+        ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["ImportFunction", "Arn"]}),
     ]
     # SageMaker cuts a real-time invocation at 60 s; the function has time left to end the job.
     assert 60 < functions()["RealtimeFunction"]["Properties"]["Timeout"] <= 900
     invokers = {h for h, s in statements() if "sagemaker:InvokeEndpoint" in as_list(s["Action"])}
     assert invokers == {role_of("ApiFunction"), role_of("RealtimeFunction")}
+
+
+def test_imports_by_url_run_in_the_import_function_with_only_the_library_to_touch():
+    api = functions()["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api["SDCLOUD_IMPORT_FUNCTION_NAME"] == {"Ref": "ImportFunction"}
+    function = functions()["ImportFunction"]["Properties"]
+    name = {"Fn::Sub": "${AWS::StackName}-imports"}
+    assert function["FunctionName"] == name
+    # its own library turns the URL source on from the same setting (a string: no self-reference)
+    assert function["Environment"]["Variables"]["SDCLOUD_IMPORT_FUNCTION_NAME"] == name
+    assert function["Timeout"] == 900  # Lambda's limit; the stale-import rule covers the rest
+    assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0  # a retry would download again
+    role = role_of("ImportFunction")
+    granted = [s for h, s in statements() if h == role]
+    tables = {str(r) for s in granted if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+              for r in as_list(s["Resource"])}  # fmt: skip
+    assert tables and all("ModelsTable" in r for r in tables), tables
+    objects = [r for s in granted if "s3:PutObject" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+    assert objects == [{"Fn::Sub": "${BlobBucket.Arn}/imports/*"}, {"Fn::Sub": "${BlobBucket.Arn}/models/*"}]
+    assert not [s for s in granted if any(a.startswith(("sagemaker:", "secretsmanager:", "lambda:"))
+                                          for a in as_list(s["Action"]))]  # fmt: skip
+    rules = {r["Id"]: r for r in resources("AWS::S3::Bucket")["BlobBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-import-staging"]["Prefix"] == "imports/"
 
 
 def test_the_api_is_throttled_and_access_logged():

@@ -85,3 +85,11 @@ def test_the_setting_is_read_from_the_environment(monkeypatch):
     settings = Settings()
     assert parse_sagemaker_endpoints(settings.sagemaker_endpoints) == (("main", SageMakerTarget("sdc-rt", "realtime")),)
     assert settings.admin_key_secret_arn.endswith(":secret:admin")
+
+
+def test_s3_imports_may_not_read_the_stacks_own_bucket():
+    from middleware.settings import Settings
+
+    assert Settings(blob_bucket="stack-blobs", import_s3_buckets=" team-a, team-b ,").import_buckets == {"team-a", "team-b"}
+    with pytest.raises(ValueError, match="must not name the stack's own bucket"):
+        Settings(blob_bucket="stack-blobs", import_s3_buckets="team-a,stack-blobs")
