@@ -282,7 +282,7 @@ class AwsRuntime:
 
 
 def _aws_import_source(settings: Settings, s3_client: Any) -> UrlModelSource | None:
-    if not settings.import_function_name:
+    if not settings.library_function_name:
         return None
     return UrlModelSource(
         s3_client=s3_client, s3_buckets=settings.import_buckets,
@@ -304,7 +304,7 @@ def build_aws(
     from middleware.adapters.aws_clients import AwsClients
     from middleware.adapters.bucket_models import BucketModelCatalog
     from middleware.adapters.dynamodb_models import DynamoDbModelLibrary
-    from middleware.adapters.lambda_import_launcher import LambdaImportLauncher
+    from middleware.adapters.lambda_library_worker import LambdaLibraryWorker
     from middleware.adapters.polling_notifier import PollingNotifier
     from middleware.adapters.sagemaker_compute import SageMakerCompute, StaticEndpointDirectory
     from middleware.adapters.sagemaker_endpoints import (
@@ -341,6 +341,9 @@ def build_aws(
     )
     catalog = BucketModelCatalog(blobs, settings.blob_bucket)
     library_store = DynamoDbModelLibrary(clients.dynamodb, settings.models_table)
+    worker = (
+        LambdaLibraryWorker(clients.lambda_, settings.library_function_name) if settings.library_function_name else None
+    )
     bucket = settings.blob_bucket
     library_catalog = LibraryCatalog(catalog, library_store, lambda sha256: f"s3://{bucket}/models/{sha256}")
     library = ModelLibrary(
@@ -350,10 +353,13 @@ def build_aws(
         operator_catalog=catalog,
         # Imports by URL stream for minutes, which a background thread of the API function cannot
         # (Lambda freezes it once the request is answered): each runs in its own invocation of the
-        # import function. Without one configured, the API refuses imports and points at the uploader.
+        # library function. Without one configured, the API refuses imports and points at the
+        # uploader, and verifies uploads inline (a long-running server, not Lambda).
         source=_aws_import_source(settings, clients.s3),
-        launcher=LambdaImportLauncher(clients.lambda_, settings.import_function_name)
-        if settings.import_function_name else None,
+        # ... and so does the sha256 check of a completed upload, which reads gigabytes back
+        # from S3: API Gateway would cut the request at 29 s.
+        launcher=worker.start_import if worker is not None else None,
+        verifier=worker.verify_upload if worker is not None else None,
         part_bytes=settings.upload_part_bytes,
         url_ttl_s=settings.upload_url_ttl_s,
         max_bytes=settings.model_max_bytes,

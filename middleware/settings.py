@@ -101,10 +101,10 @@ class Settings(BaseSettings):
         description="local mode frees the parts of an upload untouched this long (S3: the bucket's lifecycle rule)",
     )
     upload_url_ttl_s: int = Field(24 * 3600, ge=60, le=7 * 24 * 3600, description="life of part URLs")
-    import_function_name: str | None = Field(
+    library_function_name: str | None = Field(
         None,
         max_length=170,
-        description="AWS: Lambda function that runs imports by URL (the stack's ImportFunction); "
+        description="AWS: Lambda function that runs imports by URL (the stack's LibraryFunction); "
         "unset: the AWS deployment refuses imports (the API function is frozen between requests)",
     )
     import_s3_buckets: str = Field(

@@ -33,6 +33,7 @@ from .errors import (
     SDCloudError,
     ServerError,
     Timeout,
+    ValidationFailed,
     api_error_from_problem,
 )
 from .records import Endpoint, Job, ModelInfo, Page, ResultImage, ServerInfo, User
@@ -53,6 +54,8 @@ MAX_LONG_POLL_WAIT_S = 30
 DEFAULT_POLL_WAIT_S = 20
 # A server that ignores `wait` and answers at once must not turn waiting into a busy loop.
 MIN_POLL_INTERVAL_S = 0.5
+# AWS mode checks a completed upload's sha256 in the library function (up to Lambda's 15 min).
+UPLOAD_VERIFY_WAIT_S = 20 * 60
 
 TimeoutSpec = tuple[float, float]
 
@@ -256,11 +259,27 @@ class SDCloudClient:
         result: dict[str, Any] = self._json("GET", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}")
         return result
 
-    def complete_upload(self, upload_id: str, parts: list[dict[str, Any]]) -> ModelInfo:
-        """Ask the server to verify (size, sha256, safetensors header) and store the model."""
-        data = self._json("POST", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}/complete",
-                          body={"parts": parts}, idempotency_key=uuid.uuid4().hex)
-        return ModelInfo.from_json(_dict_of(data).get("model"))
+    def complete_upload(
+        self, upload_id: str, parts: list[dict[str, Any]], wait_s: float = UPLOAD_VERIFY_WAIT_S,
+        poll_s: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+    ) -> ModelInfo:
+        """Ask the server to verify (size, sha256, safetensors header) and store the model.
+
+        In AWS mode the check reads the object back in another function and the call answers
+        202 ``verifying`` at once: this follows the upload until it ends (at most ``wait_s``).
+        A file that fails the check raises ValidationFailed (422), as the inline check does."""
+        data = _dict_of(self._json("POST", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}/complete",
+                                   body={"parts": parts}, idempotency_key=uuid.uuid4().hex))
+        deadline = time.monotonic() + wait_s
+        while data.get("status") == "verifying":
+            if time.monotonic() > deadline:
+                raise Timeout(f"upload {upload_id} was still being verified after {wait_s:.0f} s; "
+                              "its state: GET /v1/models/uploads/" + upload_id)
+            sleep(poll_s)
+            data = self.get_upload(upload_id)
+        if data.get("status") == "failed":
+            raise ValidationFailed(422, "Upload rejected", str(data.get("error") or "the server rejected the file"))
+        return ModelInfo.from_json(data.get("model"))
 
     def abort_upload(self, upload_id: str) -> None:
         self._json("DELETE", f"/v1/models/uploads/{_segment(upload_id, 'upload id')}")

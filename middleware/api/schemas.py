@@ -196,7 +196,7 @@ class ReceivedUploadPart(BaseModel):
 
 
 class UploadStatusView(BaseModel):
-    status: Literal["uploading", "complete", "failed", "aborted"]
+    status: Literal["uploading", "verifying", "complete", "failed", "aborted"]
     upload_id: str | None
     part_size: int | None = None
     parts: list[UploadPart] = Field(default_factory=list, description="the parts still to send")
@@ -216,9 +216,11 @@ class CompleteUpload(BaseModel):
 
 
 class CompletedUpload(BaseModel):
-    status: Literal["complete"]
+    status: Literal["complete", "verifying"] = Field(
+        description="verifying (202): the sha256 is being checked elsewhere; follow GET /v1/models/uploads/{id}"
+    )
     upload_id: str | None = None
-    model: ModelView
+    model: ModelView | None = None
 
 
 class PartReceived(BaseModel):

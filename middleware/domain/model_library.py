@@ -31,7 +31,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 UPLOADING, COMPLETE, FAILED, ABORTED = "uploading", "complete", "failed", "aborted"
-_UPLOAD_MOVES = {UPLOADING: {COMPLETE, FAILED, ABORTED}}
+# Assembled, its sha256 being checked elsewhere (AWS: the library function), so no part is taken.
+VERIFYING = "verifying"
+_UPLOAD_MOVES = {UPLOADING: {VERIFYING, COMPLETE, FAILED, ABORTED}, VERIFYING: {COMPLETE, FAILED}}
 IMPORTING = "importing"
 _IMPORT_MOVES = {IMPORTING: {COMPLETE, FAILED}}
 
@@ -185,6 +187,7 @@ class Upload:
     idempotency_key: str | None = None
     model_id: str | None = None
     error: str | None = None
+    verify_started_at: int = 0  # when the current verification was queued (0: not queued)
 
     @property
     def key(self) -> str:

@@ -53,6 +53,8 @@ IMPORT_STALE_S = 15 * 60
 
 # (import_id, url): start ModelLibrary.run_import(import_id, url) where it may run for minutes.
 ImportLauncher = Callable[[str, str], None]
+# (upload_id): start ModelLibrary.run_verification(upload_id) where it may run for minutes.
+UploadVerifier = Callable[[str], None]
 MAX_LIST_LIMIT = 200
 
 
@@ -104,13 +106,15 @@ class ModelLibrary:
         max_bytes: int = 20 * GIB,
         allow_http_imports: bool = False,
         launcher: ImportLauncher | None = None,
+        verifier: UploadVerifier | None = None,
         import_stale_s: int = IMPORT_STALE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``launcher`` starts ``run_import`` for an import somewhere it may run for minutes:
         by default a thread of this process; in AWS the import function (a Lambda invocation).
         An import that reported no progress for ``import_stale_s`` (its process died, or ran
-        past Lambda's 15 minutes) is shown as failed."""
+        past Lambda's 15 minutes) is shown as failed. ``verifier`` checks a completed upload's
+        sha256 elsewhere (AWS: the library function); without one, completion checks it inline."""
         self._store = store
         self._blobs = blobs
         self._multipart = multipart
@@ -122,6 +126,7 @@ class ModelLibrary:
         self.max_bytes = max_bytes
         self._allow_http = allow_http_imports
         self._launcher = launcher or self._thread
+        self._verifier = verifier
         self._import_stale_s = import_stale_s
         self._clock = clock
 
@@ -237,7 +242,10 @@ class ModelLibrary:
         return view
 
     def upload_status(self, user: User, upload_id: str) -> dict[str, Any]:
-        return self._status_view(self._own_upload(user, upload_id))
+        upload = self._own_upload(user, upload_id)
+        if upload.status == rules.VERIFYING:
+            upload = self._requeue_if_stale(upload)
+        return self._status_view(upload)
 
     def part_sink(self, upload_id: str, number: int, expires: int, signature: str) -> tuple[PartSink, int]:
         """Where a signed part PUT writes to, and the exact size the part must have."""
@@ -258,25 +266,68 @@ class ModelLibrary:
         return sink, part.size
 
     def complete(self, user: User, upload_id: str, parts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Assemble and verify the upload: the model record (``complete``), or ``verifying``
+        when the check runs elsewhere (the client then follows GET .../uploads/{id})."""
         upload = self._own_upload(user, upload_id)
         if upload.status == rules.COMPLETE:
             return self._status_view(upload)
+        if upload.status == rules.VERIFYING:
+            return self._status_view(self._requeue_if_stale(upload))
         if upload.status != rules.UPLOADING:
             raise Conflict(f"upload {upload_id} is {upload.status}; declare it again to start over")
         ready = self._received_parts(upload, parts or [])
         record = self._dedupe(user, upload.name, upload.type, upload.size, upload.sha256, upload.visibility, upload.format)
-        if record is None:
-            known_sha256 = self._multipart.complete_multipart(upload.key, upload.store_handle, ready)
-            problem = self._verify(upload.key, upload.size, upload.sha256, upload.format, known_sha256)
-            if problem is not None:
-                self._fail(upload, problem)
-            record = self._record_for(upload)
-        else:
+        if record is not None:
             # Someone stored the same bytes meanwhile: this upload's parts are not needed.
             self._multipart.abort_multipart(upload.key, upload.store_handle)
-        done = upload.moved_to(rules.COMPLETE, model_id=record.id)
-        self._store.update_upload(upload, done)
+            return self._finish(upload, record)
+        known_sha256 = self._multipart.complete_multipart(upload.key, upload.store_handle, ready)
+        if known_sha256 is None and self._verifier is not None:
+            verifying = upload.moved_to(rules.VERIFYING)
+            if not self._store.update_upload(upload, verifying):
+                return self._status_view(self._store.get_upload(upload.id) or upload)
+            return self._status_view(self._requeue_if_stale(verifying))
+        return self._verified(upload, known_sha256)
+
+    def run_verification(self, upload_id: str) -> None:
+        """Check an assembled upload's bytes and end it, complete or failed (the library
+        function's work in AWS mode); an upload not being verified is left alone."""
+        upload = self._store.get_upload(upload_id)
+        if upload is None or upload.status != rules.VERIFYING:
+            log.info("upload %s is %s: nothing to verify", upload_id, "unknown" if upload is None else upload.status)
+            return
+        try:
+            self._verified(upload, None)
+        except UploadRejected as exc:
+            log.info("%s", exc)
+
+    def _verified(self, upload: Upload, known_sha256: str | None) -> dict[str, Any]:
+        problem = self._verify(upload.key, upload.size, upload.sha256, upload.format, known_sha256)
+        if problem is not None:
+            self._fail(upload, problem)
+        return self._finish(upload, self._record_for(upload))
+
+    def _finish(self, upload: Upload, record: ModelRecord) -> dict[str, Any]:
+        self._store.update_upload(upload, upload.moved_to(rules.COMPLETE, model_id=record.id))
         return {"status": "complete", "upload_id": upload.id, "model": record.to_dict()}
+
+    def _requeue_if_stale(self, upload: Upload) -> Upload:
+        """Queue the verification of a verifying upload unless one was queued recently (a
+        verification that died — a restart, Lambda's limit — is queued again)."""
+        now = int(self._clock())
+        if self._verifier is None or now - upload.verify_started_at <= self._import_stale_s:
+            return upload
+        queued = replace(upload, verify_started_at=now)
+        if not self._store.update_upload(upload, queued):
+            return self._store.get_upload(upload.id) or upload
+        try:
+            self._verifier(upload.id)
+        except Exception as exc:  # noqa: BLE001 - the bytes are kept; the next look queues it again
+            log.warning("the verification of upload %s could not be queued: %s", upload.id, exc)
+            unqueued = replace(queued, verify_started_at=0)
+            self._store.update_upload(queued, unqueued)
+            return unqueued
+        return queued
 
     def _received_parts(self, upload: Upload, claimed: list[dict[str, Any]]) -> list[ReceivedPart]:
         received = {p.number: p for p in self._multipart.list_parts(upload.key, upload.store_handle)}

@@ -290,7 +290,9 @@ class Uploader:
             if exc.status in (403, 410):
                 return None
             raise
-        if state.get("status") != "uploading":
+        # verifying / complete: every byte is there (the last run stopped while the server checked
+        # them); completing again follows the check to its end instead of sending the file again
+        if state.get("status") not in ("uploading", "verifying", "complete"):
             return None
         return state
 

@@ -114,11 +114,16 @@ def test_resume_after_the_process_was_killed_sends_only_missing_parts(api: Model
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
-    first = api.bytes_received
-    assert size // 2 <= first < size
     api.chunk_delay_s = 0.0
     [upload] = api.uploads.values()
-    held = sum(upload["received"].values())
+    # What the dead process had already written to its socket still reaches the server, and a
+    # part it had sent whole is still stored: count once the server has settled.
+    settled = None
+    while settled != (api.bytes_received, sum(upload["received"].values())):
+        settled = (api.bytes_received, sum(upload["received"].values()))
+        time.sleep(0.3)
+    first, held = settled
+    assert size // 2 <= first < size
 
     result = Uploader(SDCloudClient(api.url, KEY), state_dir=settings.parent / "uploads").upload(path, "lora")
     resent = api.bytes_received - first
@@ -201,3 +206,72 @@ def test_cli_server_refusal_is_exit_1(api: ModelApiServer, tmp_path: Path, refus
     path = model_file(tmp_path, PART)
     code, _, err = run_cli(["upload", str(path), "--type", "lora"], refused_url, tmp_path)
     assert code == 1 and "failed:" in err and KEY not in err
+
+
+# ---- AWS mode: completion answers "verifying" while the library function checks the bytes -----
+
+
+def _verifying_client(answers: list[dict]) -> tuple[SDCloudClient, list[str]]:
+    client = SDCloudClient("http://127.0.0.1:9", KEY)
+    polled: list[str] = []
+    client._json = lambda *a, **k: {"status": "verifying", "upload_id": "upl_1"}  # type: ignore[method-assign]
+
+    def get_upload(upload_id: str) -> dict:
+        polled.append(upload_id)
+        return answers.pop(0)
+
+    client.get_upload = get_upload  # type: ignore[method-assign]
+    return client, polled
+
+
+def test_complete_follows_a_verifying_upload_to_its_model() -> None:
+    model = {"id": "mdl_1", "name": "big.safetensors", "type": "checkpoint", "sha256": "a" * 64, "size": 9}
+    client, polled = _verifying_client([{"status": "verifying"}, {"status": "complete", "model": model}])
+    info = client.complete_upload("upl_1", [], poll_s=0, sleep=lambda s: None)
+    assert info.name == "big.safetensors" and polled == ["upl_1", "upl_1"]
+
+
+def test_a_verification_that_fails_is_a_422_like_the_inline_check() -> None:
+    client, _ = _verifying_client([{"status": "failed", "error": "the file's sha256 is 00.., not the ff.. declared"}])
+    with pytest.raises(ApiError) as caught:
+        client.complete_upload("upl_1", [], poll_s=0, sleep=lambda s: None)
+    assert caught.value.status == 422 and "sha256" in str(caught.value)
+
+
+def test_a_verification_longer_than_the_wait_is_a_timeout_that_keeps_the_upload() -> None:
+    from sdcloud.errors import Timeout
+
+    client, _ = _verifying_client([{"status": "verifying"}] * 5)
+    with pytest.raises(Timeout, match="still being verified"):
+        client.complete_upload("upl_1", [], wait_s=0, poll_s=0, sleep=lambda s: None)
+
+
+def test_a_run_killed_while_the_server_verified_resumes_by_following_the_check(tmp_path: Path) -> None:
+    """Every byte was sent; the process died while completion was verifying. The next run
+    sends nothing and waits for the check instead of uploading gigabytes again."""
+    from sdcloud.models.uploader import ResumeState
+
+    path = model_file(tmp_path, 3 * PART)
+    model = {"id": "mdl_1", "name": path.name, "type": "checkpoint", "sha256": "b" * 64, "size": 3 * PART}
+
+    class Client(SDCloudClient):
+        completed: list[str] = []
+
+        def get_upload(self, upload_id: str) -> dict:
+            return {"status": "verifying", "upload_id": upload_id, "parts": [], "received": []}
+
+        def declare_upload(self, *a, **k):  # type: ignore[no-untyped-def]
+            raise AssertionError("declared again: the file would be sent again")
+
+        def complete_upload(self, upload_id, parts, **k):  # type: ignore[no-untyped-def]
+            self.completed.append(upload_id)
+            from sdcloud.records import ModelInfo
+            return ModelInfo.from_json(model)
+
+    client = Client("http://127.0.0.1:9", KEY)
+    stat = path.stat()
+    states = StateStore(tmp_path / "state")
+    states.save(ResumeState("upl_9", str(path.resolve()), stat.st_size, stat.st_mtime_ns, "b" * 64,
+                            client.base_url, path.name, "checkpoint"))  # fmt: skip
+    result = Uploader(client, state_dir=tmp_path / "state").upload(path, "checkpoint")
+    assert result.bytes_sent == 0 and Client.completed == ["upl_9"] and result.model.id == "mdl_1"

@@ -88,7 +88,7 @@ def test_sam_build_produces_a_python312_lambda_artifact_with_every_handler(tmp_p
     functions = {name: r for name, r in load_template()["Resources"].items()
                  if r["Type"] == "AWS::Serverless::Function"}  # fmt: skip
     assert set(functions) == {"ApiFunction", "NotificationFunction", "EndpointStateFunction", "SweeperFunction",
-                              "RealtimeFunction", "ImportFunction"}
+                              "RealtimeFunction", "LibraryFunction"}
     for name, function in functions.items():
         code = build_dir / name
         assert f"CodeUri: {name}" in built

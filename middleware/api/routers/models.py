@@ -116,7 +116,11 @@ def get_model_upload(request: Request, upload_id: str = _UPLOAD_ID, user: User =
     "/uploads/{upload_id}/complete",
     operation_id="complete_model_upload",
     response_model=CompletedUpload,
-    responses=problem_responses(400, 401, 404, 409, 422, 500),
+    responses={
+        200: {"description": "verified and stored: the model record"},
+        202: {"description": "assembled; its sha256 is being checked: follow GET /v1/models/uploads/{id}"},
+        **problem_responses(400, 401, 404, 409, 422, 500),
+    },
 )
 def complete_model_upload(
     request: Request,
@@ -125,7 +129,8 @@ def complete_model_upload(
     user: User = Depends(current_user),
 ) -> JSONResponse:
     parts = [p.model_dump() for p in body.parts] if body is not None else []
-    return JSONResponse(_library(request).complete(user, upload_id, parts))
+    answer = _library(request).complete(user, upload_id, parts)
+    return JSONResponse(answer, status_code=202 if answer.get("status") == "verifying" else 200)
 
 
 @router.delete(

@@ -113,7 +113,7 @@ FUNCTIONS = {
     "EndpointStateFunction": "middleware.entrypoints.lambda_endpoint_state.handler",
     "SweeperFunction": "middleware.entrypoints.lambda_sweeper.handler",
     "RealtimeFunction": "middleware.entrypoints.lambda_realtime.handler",
-    "ImportFunction": "middleware.entrypoints.lambda_import.handler",
+    "LibraryFunction": "middleware.entrypoints.lambda_library.handler",
 }
 # The only actions granted on Resource "*", each because AWS offers no resource to name.
 STAR_RESOURCE_ACTIONS = {
@@ -228,7 +228,7 @@ def test_each_sns_subscription_has_a_dead_letter_queue_that_lets_sns_in():
 def test_event_rules_route_endpoint_state_changes_and_a_minute_sweep():
     # The real-time and import functions have no event source: the API invokes them.
     events = {name: f["Properties"].get("Events") for name, f in functions().items()}
-    assert events["RealtimeFunction"] is None and events["ImportFunction"] is None
+    assert events["RealtimeFunction"] is None and events["LibraryFunction"] is None
     (state,) = events["EndpointStateFunction"].values()
     assert state["Type"] == "EventBridgeRule"
     assert state["Properties"]["Pattern"]["detail-type"] == ["SageMaker Endpoint State Change"]
@@ -259,7 +259,7 @@ def test_the_api_hands_realtime_jobs_to_the_realtime_function_only():
     invokes = [(h, s) for h, s in statements() if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
     assert [(h, s["Action"], s["Resource"]) for h, s in invokes] == [
         ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["RealtimeFunction", "Arn"]}),
-        ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["ImportFunction", "Arn"]}),
+        ("ApiFunctionRole", "lambda:InvokeFunction", {"Fn::GetAtt": ["LibraryFunction", "Arn"]}),
     ]
     # SageMaker cuts a real-time invocation at 60 s; the function has time left to end the job.
     assert 60 < functions()["RealtimeFunction"]["Properties"]["Timeout"] <= 900
@@ -269,15 +269,15 @@ def test_the_api_hands_realtime_jobs_to_the_realtime_function_only():
 
 def test_imports_by_url_run_in_the_import_function_with_only_the_library_to_touch():
     api = functions()["ApiFunction"]["Properties"]["Environment"]["Variables"]
-    assert api["SDCLOUD_IMPORT_FUNCTION_NAME"] == {"Ref": "ImportFunction"}
-    function = functions()["ImportFunction"]["Properties"]
-    name = {"Fn::Sub": "${AWS::StackName}-imports"}
+    assert api["SDCLOUD_LIBRARY_FUNCTION_NAME"] == {"Ref": "LibraryFunction"}
+    function = functions()["LibraryFunction"]["Properties"]
+    name = {"Fn::Sub": "${AWS::StackName}-library"}
     assert function["FunctionName"] == name
     # its own library turns the URL source on from the same setting (a string: no self-reference)
-    assert function["Environment"]["Variables"]["SDCLOUD_IMPORT_FUNCTION_NAME"] == name
+    assert function["Environment"]["Variables"]["SDCLOUD_LIBRARY_FUNCTION_NAME"] == name
     assert function["Timeout"] == 900  # Lambda's limit; the stale-import rule covers the rest
     assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0  # a retry would download again
-    role = role_of("ImportFunction")
+    role = role_of("LibraryFunction")
     granted = [s for h, s in statements() if h == role]
     tables = {str(r) for s in granted if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
               for r in as_list(s["Resource"])}  # fmt: skip

@@ -109,16 +109,26 @@ def stack_environment(monkeypatch):
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(bootstrap, "_AWS_RUNTIME", None)
-    monkeypatch.delitem(sys.modules, "middleware.entrypoints.lambda_realtime", raising=False)
+    for entry in ("middleware.entrypoints.lambda_realtime", "middleware.entrypoints.lambda_library"):
+        monkeypatch.delitem(sys.modules, entry, raising=False)
     yield bootstrap
     bootstrap._AWS_RUNTIME = None  # noqa: SLF001 - the next test builds its own
-    sys.modules.pop("middleware.entrypoints.lambda_realtime", None)
+    for entry in ("middleware.entrypoints.lambda_realtime", "middleware.entrypoints.lambda_library"):
+        sys.modules.pop(entry, None)
 
 
 def test_the_realtime_entry_point_builds_at_import_and_ignores_a_stray_event(stack_environment):
     entry = importlib.import_module("middleware.entrypoints.lambda_realtime")  # the cold start
     answer = entry.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
     assert answer["handled"] is False and "not an SD Cloud real-time job event" in answer["reason"]
+    json.dumps(answer)
+
+
+def test_the_library_entry_point_builds_at_import_and_ignores_a_stray_event(stack_environment, monkeypatch):
+    monkeypatch.setenv("SDCLOUD_LIBRARY_FUNCTION_NAME", "sdcloud-library")
+    entry = importlib.import_module("middleware.entrypoints.lambda_library")  # the cold start
+    answer = entry.handler({"source": "aws.events", "detail-type": "Scheduled Event"}, None)
+    assert answer == {"handled": False}
     json.dumps(answer)
 
 

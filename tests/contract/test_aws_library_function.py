@@ -1,7 +1,7 @@
-"""Imports by URL in AWS mode, on a real moto_server: the API function queues the import
-function (a Lambda Event invocation, stubbed: moto would need Docker to run it), and that
-function's own cold start runs the import from the event, streaming into S3 and recording the
-model in DynamoDB, as it would in Lambda."""
+"""The library function in AWS mode, on a real moto_server: the API function queues imports by
+URL and upload checks to it (Lambda Event invocations, stubbed: moto would need Docker to run
+a function), and that function's own cold start runs each from its event, streaming into S3,
+reading uploads back and recording models in DynamoDB, as it would in Lambda."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import pytest
 from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 
-from middleware.adapters.lambda_import_launcher import import_event_handler
+from middleware.adapters.lambda_library_worker import library_event_handler
 from tests.contract.model_files import safetensors_bytes, sha256
 from tests.contract.test_aws_runtime import aws  # noqa: F401 - the moto-backed settings fixture
 from tests.support.file_server import serving
 
-FUNCTION = "sdc-imports"
+FUNCTION = "sdc-library"
 
 
 def _runtime(aws_env, **changes):
@@ -25,6 +25,11 @@ def _runtime(aws_env, **changes):
 
     settings = aws_env["settings"].model_copy(update=changes)
     return build_aws(settings, aws_env["session"], provision=False)
+
+
+def _lambda_of(runtime):
+    """The Lambda client the settings wired into the API's library worker."""
+    return runtime.services.library._launcher.__self__._lambda  # noqa: SLF001
 
 
 def _artist(runtime):
@@ -49,8 +54,8 @@ def lora():
 
 
 def test_an_import_is_queued_to_the_import_function_and_runs_there_into_s3_and_dynamodb(aws, lora):  # noqa: F811
-    api = _runtime(aws, import_function_name=FUNCTION, import_allow_private_hosts=True)
-    lam = api.services.library._launcher._lambda  # noqa: SLF001 - the client the settings wired in
+    api = _runtime(aws, library_function_name=FUNCTION, import_allow_private_hosts=True)
+    lam = _lambda_of(api)
     auth = _artist(api)
     events = _queued_events(lam)
     with serving({"/style.safetensors": lora}) as base, TestClient(api.app) as client:
@@ -69,8 +74,8 @@ def test_an_import_is_queued_to_the_import_function_and_runs_there_into_s3_and_d
         assert waiting["status"] == "importing" and "hf_secret" not in json.dumps(waiting)
 
         # The import function's cold start: its own runtime, the event Lambda delivers.
-        function = _runtime(aws, import_function_name=FUNCTION, import_allow_private_hosts=True)
-        handler = import_event_handler(function.services.library.run_import)
+        function = _runtime(aws, library_function_name=FUNCTION, import_allow_private_hosts=True)
+        handler = library_event_handler(function.services.library)
         assert handler(events[0], None) == {"handled": True, "import_id": import_id}
 
         done = client.get(f"/v1/models/imports/{import_id}", headers=auth).json()
@@ -88,8 +93,8 @@ def test_an_import_is_queued_to_the_import_function_and_runs_there_into_s3_and_d
 
 
 def test_a_bad_download_ends_the_import_failed_and_leaves_nothing_in_s3(aws):  # noqa: F811
-    api = _runtime(aws, import_function_name=FUNCTION, import_allow_private_hosts=True)
-    lam = api.services.library._launcher._lambda  # noqa: SLF001
+    api = _runtime(aws, library_function_name=FUNCTION, import_allow_private_hosts=True)
+    lam = _lambda_of(api)
     auth = _artist(api)
     events = _queued_events(lam)
     with serving({"/bad.safetensors": b"\x01" * 64}) as base, TestClient(api.app) as client:
@@ -98,8 +103,8 @@ def test_a_bad_download_ends_the_import_failed_and_leaves_nothing_in_s3(aws):  #
                                                               "Payload": ANY})  # fmt: skip
             started = client.post("/v1/models/imports", headers=auth,
                                   json={"url": f"{base}/bad.safetensors", "name": "b.safetensors", "type": "lora"})
-        handler = import_event_handler(_runtime(aws, import_function_name=FUNCTION,
-                                                import_allow_private_hosts=True).services.library.run_import)
+        handler = library_event_handler(_runtime(aws, library_function_name=FUNCTION,
+                                                 import_allow_private_hosts=True).services.library)
         assert handler(events[0], None)["handled"] is True
         view = client.get(f"/v1/models/imports/{started.json()['import_id']}", headers=auth).json()
     assert view["status"] == "failed" and "safetensors" in view["error"]
@@ -107,8 +112,8 @@ def test_a_bad_download_ends_the_import_failed_and_leaves_nothing_in_s3(aws):  #
 
 
 def test_lambda_refusing_the_invocation_ends_the_import_with_the_reason(aws):  # noqa: F811
-    api = _runtime(aws, import_function_name=FUNCTION)
-    lam = api.services.library._launcher._lambda  # noqa: SLF001
+    api = _runtime(aws, library_function_name=FUNCTION)
+    lam = _lambda_of(api)
     auth = _artist(api)
     with TestClient(api.app) as client, Stubber(lam) as stub:
         stub.add_client_error("invoke", "TooManyRequestsException", "Rate exceeded", 429)
@@ -133,8 +138,57 @@ def test_without_an_import_function_aws_mode_points_at_the_uploader(aws):  # noq
 
 
 def test_a_stray_event_is_answered_not_raised():
-    ran = []
-    handler = import_event_handler(lambda import_id, url: ran.append(import_id))
+    class Library:
+        ran: list[str] = []
+
+        def run_import(self, import_id, url):
+            self.ran.append(import_id)
+
+        def run_verification(self, upload_id):
+            self.ran.append(upload_id)
+
+    handler = library_event_handler(Library())
     assert handler({"source": "aws.events"}, None) == {"handled": False}
+    assert handler({"sdcloud": "sdcloud-verify-upload"}, None) == {"handled": False}
     assert handler("nonsense", None) == {"handled": False}
-    assert ran == []
+    assert Library.ran == []
+
+
+def test_an_upload_is_checked_in_the_library_function_and_the_client_follows_it(aws):  # noqa: F811
+    """Parts go to S3 by presigned URL; completing answers 202 verifying and queues the check;
+    the function's run reads the object back and records the model; the upload then reads
+    complete, which is what SDCloudClient.complete_upload waits for."""
+    import requests
+
+    from middleware.adapters.s3_blobs import MIN_PART_BYTES
+
+    api = _runtime(aws, library_function_name=FUNCTION)
+    lam = _lambda_of(api)
+    auth = _artist(api)
+    events = _queued_events(lam)
+    raw = bytes(i % 253 for i in range(MIN_PART_BYTES + 1000))
+    data = safetensors_bytes({"w": ("U8", [len(raw)], raw)})
+    with TestClient(api.app) as client:
+        declared = client.post("/v1/models/uploads", headers={**auth, "Idempotency-Key": "u1"}, json={
+            "name": "big.safetensors", "type": "checkpoint", "size": len(data), "sha256": sha256(data)})  # fmt: skip
+        assert declared.status_code == 201, declared.text
+        plan = declared.json()
+        parts = []
+        for part in plan["parts"]:
+            start = (part["number"] - 1) * plan["part_size"]
+            put = requests.put(part["url"], data=data[start : start + part["size"]], timeout=30)
+            assert put.status_code == 200, put.text
+            parts.append({"number": part["number"], "etag": put.headers["ETag"]})
+        with Stubber(lam) as stub:
+            stub.add_response("invoke", {"StatusCode": 202},
+                              {"FunctionName": FUNCTION, "InvocationType": "Event", "Payload": ANY})  # fmt: skip
+            completed = client.post(f"/v1/models/uploads/{plan['upload_id']}/complete", headers=auth,
+                                    json={"parts": parts})  # fmt: skip
+        assert completed.status_code == 202 and completed.json()["status"] == "verifying", completed.text
+        assert events == [{"sdcloud": "sdcloud-verify-upload", "upload_id": plan["upload_id"]}]
+
+        handler = library_event_handler(_runtime(aws, library_function_name=FUNCTION).services.library)
+        assert handler(events[0], None) == {"handled": True, "upload_id": plan["upload_id"]}
+        done = client.get(f"/v1/models/uploads/{plan['upload_id']}", headers=auth).json()
+    assert done["status"] == "complete" and done["model"]["sha256"] == sha256(data)
+    assert aws["s3"].get_object(Bucket=aws["bucket"], Key=f"models/{sha256(data)}")["Body"].read() == data
