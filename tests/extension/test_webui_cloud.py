@@ -253,7 +253,9 @@ def test_skip_ends_the_current_batch_and_goes_on(cloud, tiny_stack) -> None:  # 
     deadline = time.monotonic() + 120
     _wait_until_sampling(worker, deadline)
     shared.state.skip()  # the Skip button
-    worker.join(60)
+    # after the skip, the next iteration's 150 steps still run in full: minutes on a loaded CPU
+    worker.join(240)
+    assert not worker.is_alive(), "the generation did not end within 240 s of the skip"
     gallery, js, info_html, _ = result["out"]
     job = client.list_inferences(limit=1).items[0]
     assert job.status == "succeeded" and job.prompt == "skip me", info_html
