@@ -47,9 +47,9 @@ GIB = 1024**3
 OPERATOR = "operator"
 _OPERATOR_PREFIX = "operator:"
 _READ_CHUNK = 8 * 1024 * 1024
-# An import reports progress every 64 MiB; a quarter hour without a report means its process is
-# gone (a restart, or the import function's 15-minute Lambda limit).
-IMPORT_STALE_S = 15 * 60
+# Background work silent this long is taken for dead (a restart, or the library function's
+# 15-minute Lambda limit): an import reports progress every 64 MiB; a verification gets queued again.
+STALE_AFTER_S = 15 * 60
 
 # (import_id, url): start ModelLibrary.run_import(import_id, url) where it may run for minutes.
 ImportLauncher = Callable[[str, str], None]
@@ -107,14 +107,15 @@ class ModelLibrary:
         allow_http_imports: bool = False,
         launcher: ImportLauncher | None = None,
         verifier: UploadVerifier | None = None,
-        import_stale_s: int = IMPORT_STALE_S,
+        stale_after_s: int = STALE_AFTER_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``launcher`` starts ``run_import`` for an import somewhere it may run for minutes:
-        by default a thread of this process; in AWS the import function (a Lambda invocation).
-        An import that reported no progress for ``import_stale_s`` (its process died, or ran
+        by default a thread of this process; in AWS the library function (a Lambda invocation).
+        An import that reported no progress for ``stale_after_s`` (its process died, or ran
         past Lambda's 15 minutes) is shown as failed. ``verifier`` checks a completed upload's
-        sha256 elsewhere (AWS: the library function); without one, completion checks it inline."""
+        sha256 elsewhere (AWS: the library function); without one, completion checks it inline;
+        one queued more than ``stale_after_s`` ago is queued again."""
         self._store = store
         self._blobs = blobs
         self._multipart = multipart
@@ -127,7 +128,7 @@ class ModelLibrary:
         self._allow_http = allow_http_imports
         self._launcher = launcher or self._thread
         self._verifier = verifier
-        self._import_stale_s = import_stale_s
+        self._stale_after_s = stale_after_s
         self._clock = clock
 
     def _thread(self, import_id: str, url: str) -> None:
@@ -315,7 +316,7 @@ class ModelLibrary:
         """Queue the verification of a verifying upload unless one was queued recently (a
         verification that died — a restart, Lambda's limit — is queued again)."""
         now = int(self._clock())
-        if self._verifier is None or now - upload.verify_started_at <= self._import_stale_s:
+        if self._verifier is None or now - upload.verify_started_at <= self._stale_after_s:
             return upload
         queued = replace(upload, verify_started_at=now)
         if not self._store.update_upload(upload, queued):
@@ -527,9 +528,9 @@ class ModelLibrary:
         job = self._store.get_import(import_id)
         if job is None or (job.owner != user.name and not _is_admin(user)):
             raise NotFound(f"no import {import_id}")
-        if job.status == rules.IMPORTING and self._clock() - max(job.created_at, job.updated_at) > self._import_stale_s:
+        if job.status == rules.IMPORTING and self._clock() - max(job.created_at, job.updated_at) > self._stale_after_s:
             job = job.moved_to(rules.FAILED, error=(
-                f"the import stopped reporting progress for over {self._import_stale_s // 60} minutes (the "
+                f"the import stopped reporting progress for over {self._stale_after_s // 60} minutes (the "
                 "server restarted, or the download ran past its time limit); start it again"))
             self._store.update_import(job)
         view: dict[str, Any] = {"import_id": job.id, "status": job.status, "bytes": job.bytes, "url": job.url}

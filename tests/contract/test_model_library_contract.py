@@ -262,12 +262,12 @@ def test_uploads_idempotency_and_conditional_updates(record_store):
 
 def test_an_import_that_stops_reporting_is_shown_failed_and_a_late_run_does_nothing(record_store, tmp_path):
     """Its process died (a restart, or the import function's 15 minutes ran out): after
-    ``import_stale_s`` without progress the import reads as failed, and nothing runs it again."""
+    ``stale_after_s`` without progress the import reads as failed, and nothing runs it again."""
     now = [1_000_000.0]
     launched = []
     blobs = FolderBlobStore(tmp_path / "blobs", b"k" * 32)
     library = ModelLibrary(record_store, blobs, blobs, source=object(), launcher=lambda i, u: launched.append((i, u)),
-                           import_stale_s=900, clock=lambda: now[0])  # fmt: skip
+                           stale_after_s=900, clock=lambda: now[0])  # fmt: skip
     started = library.start_import(ALICE, "https://huggingface.co/a/b/resolve/main/s.safetensors?token=t", "s.safetensors", "lora")
     assert started["status"] == "importing"
     assert launched == [(started["import_id"], "https://huggingface.co/a/b/resolve/main/s.safetensors?token=t")]
@@ -298,7 +298,7 @@ def test_where_the_store_cannot_hash_on_the_way_in_the_check_runs_in_the_verifie
     the check. The folder store knows the sha256 already, so local mode completes at once."""
     now = [5_000_000.0]
     queued: list[str] = []
-    library = env.with_library(verifier=queued.append, import_stale_s=900, clock=lambda: now[0])
+    library = env.with_library(verifier=queued.append, stale_after_s=900, clock=lambda: now[0])
     env.library = library  # env.put's part sink (local) goes through this library
     data = model_file(env.part_size)
     _, plan = library.declare(ALICE, "v.safetensors", "lora", len(data), sha256(data), "private")
