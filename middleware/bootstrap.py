@@ -132,6 +132,14 @@ class LocalRuntime:
         self.db.close()
 
 
+def _url_source(settings: Settings, s3_client: Any = None) -> UrlModelSource:
+    """Where imports read from, in both modes (s3:// needs the client: AWS mode only)."""
+    return UrlModelSource(
+        s3_client=s3_client, s3_buckets=settings.import_buckets,
+        allow_private_hosts=settings.import_allow_private_hosts, allow_http=settings.import_allow_private_hosts,
+    )
+
+
 def build_local(settings: Settings) -> LocalRuntime:
     # Parsed first: a bad container setting is reported before anything is created on disk.
     container_endpoints = settings.container_endpoints
@@ -156,9 +164,7 @@ def build_local(settings: Settings) -> LocalRuntime:
         blobs,
         operator_catalog=catalog,
         receiver=blobs,
-        source=UrlModelSource(
-            allow_private_hosts=settings.import_allow_private_hosts, allow_http=settings.import_allow_private_hosts
-        ),
+        source=_url_source(settings),
         part_bytes=settings.upload_part_bytes,
         url_ttl_s=settings.upload_url_ttl_s,
         max_bytes=settings.model_max_bytes,
@@ -281,15 +287,6 @@ class AwsRuntime:
     admin_created: bool = False
 
 
-def _aws_import_source(settings: Settings, s3_client: Any) -> UrlModelSource | None:
-    if not settings.library_function_name:
-        return None
-    return UrlModelSource(
-        s3_client=s3_client, s3_buckets=settings.import_buckets,
-        allow_private_hosts=settings.import_allow_private_hosts, allow_http=settings.import_allow_private_hosts,
-    )
-
-
 def build_aws(
     settings: Settings,
     session: Any,
@@ -355,7 +352,7 @@ def build_aws(
         # (Lambda freezes it once the request is answered): each runs in its own invocation of the
         # library function. Without one configured, the API refuses imports and points at the
         # uploader, and verifies uploads inline (a long-running server, not Lambda).
-        source=_aws_import_source(settings, clients.s3),
+        source=_url_source(settings, clients.s3) if settings.library_function_name else None,
         # ... and so does the sha256 check of a completed upload, which reads gigabytes back
         # from S3: API Gateway would cut the request at 29 s.
         launcher=worker.start_import if worker is not None else None,

@@ -104,8 +104,8 @@ class Settings(BaseSettings):
     library_function_name: str | None = Field(
         None,
         max_length=170,
-        description="AWS: Lambda function that runs imports by URL (the stack's LibraryFunction); "
-        "unset: the AWS deployment refuses imports (the API function is frozen between requests)",
+        description="AWS: Lambda function that runs imports by URL and upload checks (the stack's "
+        "LibraryFunction); unset: imports are refused and uploads are checked inline",
     )
     import_s3_buckets: str = Field(
         "",

@@ -162,7 +162,6 @@ class FolderBlobStore:
         validate_key(key)
         directory = self._parts_dir(upload_id)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / _ASSEMBLY).touch()
         (directory / "key").write_text(key)
         return upload_id
 
@@ -184,7 +183,8 @@ class FolderBlobStore:
             if handle in self._closing or not (directory / "key").is_file():
                 raise KeyError(handle)
             digest = self._digests.setdefault(handle, RunningDigest())
-            # an upload begun before parts were assembled in place has no assembly file yet
+            # the first part written makes the assembly file (also for an upload begun before
+            # parts were assembled in place)
             (directory / _ASSEMBLY).touch(exist_ok=True)
             sink = _PartSink(directory, int(number), int(offset), digest, self)
             self._writers[handle] = self._writers.get(handle, 0) + 1

@@ -59,18 +59,23 @@ def _vet_peer(sock: socket.socket, host: str) -> None:
         raise RefusedAddress(f"the host {host!r} led to a private, loopback or link-local address; imports cannot reach it")
 
 
-class _VettedHTTPConnection(HTTPConnection):
+class _Vetted:
+    """Mixed into urllib3's connection classes: the socket just connected is checked first."""
+
+    host: str
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         _vet_peer(sock, self.host)
         return sock
 
 
-class _VettedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _vet_peer(sock, self.host)
-        return sock
+class _VettedHTTPConnection(_Vetted, HTTPConnection):
+    pass
+
+
+class _VettedHTTPSConnection(_Vetted, HTTPSConnection):
+    pass
 
 
 class _VettedHTTPPool(HTTPConnectionPool):

@@ -172,7 +172,7 @@ def test_an_upload_begun_in_the_earlier_layout_takes_its_parts_again(tmp_path):
 
     store, key, handle = _multipart_store(tmp_path)
     directory = tmp_path / "blobs" / ".multipart" / handle
-    (directory / "data").unlink()
+    assert not (directory / "data").exists()  # the earlier layout had no assembly file
     (directory / "1").write_bytes(b"p" * 1000)
     (directory / "1.etag").write_text('"md5"')
     assert store.list_parts(key, handle) == []
